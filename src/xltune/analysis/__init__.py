@@ -1,0 +1,1 @@
+"""Analysis of stored runs: aggregation, significance, resource grouping, tokenization statistics."""

@@ -1,0 +1,1 @@
+"""Data: task registry, readers, few-shot sampling, encoding."""

@@ -1,0 +1,1 @@
+"""Models: backbone loading, heads, prompts."""

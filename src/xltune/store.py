@@ -1,0 +1,207 @@
+"""SQLite results store: one row per run, its metrics per language, and its per-example predictions.
+
+A run is written in one transaction (WAL mode): it is in the store completely or not at all, and a run id
+(hash of the resolved config and the seed) is never written twice. The analysis and the report read only this file.
+
+Schema (stable; analysis code reads it with plain SQL):
+
+- ``runs``: run_id (PK), created (UTC ISO), seed, task, method, objective ("none" or e.g. "tcl+lcl"), model,
+  shots (text: "16" or "all"), source_langs (comma-separated), config_json (the resolved config, re-runnable),
+  manifest_json (few-shot example ids per seed), env_json (versions of python/torch/transformers/peft, device),
+  trainable_params, total_params, train_seconds, eval_seconds, extra_json (method-specific facts).
+- ``metrics``: run_id, lang, split, metric ("accuracy", "f1", "precision", "recall"), value (0..1), n (examples).
+- ``predictions``: run_id, lang, split, idx (example index in its file), gold, pred (label names; for token
+  tasks JSON lists of tag names).
+"""
+
+from __future__ import annotations
+
+import json
+import sqlite3
+import time
+from collections.abc import Iterable, Sequence
+from dataclasses import dataclass, field
+from pathlib import Path
+
+from .errors import XLTuneError
+
+SCHEMA = """
+CREATE TABLE IF NOT EXISTS runs (
+    run_id TEXT PRIMARY KEY,
+    created TEXT NOT NULL,
+    seed INTEGER NOT NULL,
+    task TEXT NOT NULL,
+    method TEXT NOT NULL,
+    objective TEXT NOT NULL,
+    model TEXT NOT NULL,
+    shots TEXT NOT NULL,
+    source_langs TEXT NOT NULL,
+    config_json TEXT NOT NULL,
+    manifest_json TEXT NOT NULL,
+    env_json TEXT NOT NULL,
+    trainable_params INTEGER,
+    total_params INTEGER,
+    train_seconds REAL,
+    eval_seconds REAL,
+    extra_json TEXT NOT NULL DEFAULT '{}'
+);
+CREATE TABLE IF NOT EXISTS metrics (
+    run_id TEXT NOT NULL REFERENCES runs(run_id) ON DELETE CASCADE,
+    lang TEXT NOT NULL,
+    split TEXT NOT NULL,
+    metric TEXT NOT NULL,
+    value REAL NOT NULL,
+    n INTEGER NOT NULL,
+    PRIMARY KEY (run_id, lang, split, metric)
+);
+CREATE TABLE IF NOT EXISTS predictions (
+    run_id TEXT NOT NULL REFERENCES runs(run_id) ON DELETE CASCADE,
+    lang TEXT NOT NULL,
+    split TEXT NOT NULL,
+    idx INTEGER NOT NULL,
+    gold TEXT NOT NULL,
+    pred TEXT NOT NULL,
+    PRIMARY KEY (run_id, lang, split, idx)
+);
+CREATE INDEX IF NOT EXISTS metrics_by_lang ON metrics(lang, split, metric);
+"""
+
+
+@dataclass
+class MetricRow:
+    lang: str
+    split: str
+    metric: str
+    value: float
+    n: int
+
+
+@dataclass
+class RunRecord:
+    run_id: str
+    seed: int
+    task: str
+    method: str
+    objective: str
+    model: str
+    shots: str
+    source_langs: Sequence[str]
+    config: dict
+    manifest: dict
+    env: dict
+    metrics: list[MetricRow]
+    # (lang, split) -> [(idx, gold, pred)]
+    predictions: dict[tuple[str, str], list[tuple[int, str, str]]] = field(default_factory=dict)
+    trainable_params: int | None = None
+    total_params: int | None = None
+    train_seconds: float | None = None
+    eval_seconds: float | None = None
+    extra: dict = field(default_factory=dict)
+
+
+class Store:
+    """Open (and create) a results store. Use as a context manager or call :meth:`close`."""
+
+    def __init__(self, path: str | Path):
+        self.path = Path(path)
+        try:
+            self.path.parent.mkdir(parents=True, exist_ok=True)
+            self.conn = sqlite3.connect(str(self.path), timeout=60.0)
+            self.conn.execute("PRAGMA journal_mode=WAL")
+            self.conn.execute("PRAGMA foreign_keys=ON")
+            self.conn.executescript(SCHEMA)
+        except (sqlite3.Error, OSError) as e:
+            raise XLTuneError(f"cannot open results store {self.path}: {e} (is the folder writable?)") from None
+        self.conn.row_factory = sqlite3.Row
+
+    def __enter__(self) -> Store:
+        return self
+
+    def __exit__(self, *exc) -> None:
+        self.close()
+
+    def close(self) -> None:
+        self.conn.close()
+
+    # -- writing ---------------------------------------------------------------------------------------------
+    def has_run(self, run_id: str) -> bool:
+        return self.conn.execute("SELECT 1 FROM runs WHERE run_id=?", (run_id,)).fetchone() is not None
+
+    def write_run(self, rec: RunRecord, replace: bool = False) -> None:
+        """Write a run with its metrics and predictions in one transaction; never half, never twice."""
+        created = time.strftime("%Y-%m-%dT%H:%M:%SZ", time.gmtime())
+        try:
+            with self.conn:  # one transaction: commit on success, rollback on any error
+                if self.has_run(rec.run_id):
+                    if not replace:
+                        raise XLTuneError(f"run {rec.run_id} is already in {self.path}")
+                    self.conn.execute("DELETE FROM runs WHERE run_id=?", (rec.run_id,))
+                self.conn.execute(
+                    "INSERT INTO runs VALUES (?,?,?,?,?,?,?,?,?,?,?,?,?,?,?,?,?)",
+                    (
+                        rec.run_id, created, rec.seed, rec.task, rec.method, rec.objective, rec.model,
+                        str(rec.shots), ",".join(rec.source_langs), _dumps(rec.config), _dumps(rec.manifest),
+                        _dumps(rec.env), rec.trainable_params, rec.total_params, rec.train_seconds,
+                        rec.eval_seconds, _dumps(rec.extra),
+                    ),
+                )
+                self.conn.executemany(
+                    "INSERT INTO metrics VALUES (?,?,?,?,?,?)",
+                    [(rec.run_id, m.lang, m.split, m.metric, float(m.value), int(m.n)) for m in rec.metrics],
+                )
+                for (lang, split), rows in rec.predictions.items():
+                    self.conn.executemany(
+                        "INSERT INTO predictions VALUES (?,?,?,?,?,?)",
+                        [(rec.run_id, lang, split, int(i), g, p) for i, g, p in rows],
+                    )
+        except sqlite3.Error as e:
+            raise XLTuneError(f"cannot write run {rec.run_id} to {self.path}: {e}") from None
+
+    # -- reading ---------------------------------------------------------------------------------------------
+    def runs(self, **where: object) -> list[dict]:
+        """Runs as dicts (config/manifest/env/extra parsed), filtered by equality on run columns."""
+        sql, args = _where("SELECT * FROM runs", where)
+        out = []
+        for r in self.conn.execute(sql + " ORDER BY created, run_id", args):
+            d = dict(r)
+            for k in ("config_json", "manifest_json", "env_json", "extra_json"):
+                d[k[: -len("_json")]] = json.loads(d.pop(k))
+            out.append(d)
+        return out
+
+    def metrics(self, **where: object) -> list[dict]:
+        """Metric rows joined with their run's identifying columns (task, method, objective, model, shots, seed)."""
+        base = (
+            "SELECT r.run_id, r.task, r.method, r.objective, r.model, r.shots, r.seed, r.source_langs,"
+            " m.lang, m.split, m.metric, m.value, m.n FROM metrics m JOIN runs r USING (run_id)"
+        )
+        sql, args = _where(base, where)
+        return [dict(r) for r in self.conn.execute(sql + " ORDER BY r.run_id, m.lang", args)]
+
+    def predictions(self, run_id: str, lang: str, split: str) -> list[tuple[int, str, str]]:
+        rows = self.conn.execute(
+            "SELECT idx, gold, pred FROM predictions WHERE run_id=? AND lang=? AND split=? ORDER BY idx",
+            (run_id, lang, split),
+        )
+        return [(r[0], r[1], r[2]) for r in rows]
+
+
+def _dumps(obj: object) -> str:
+    return json.dumps(obj, sort_keys=True, ensure_ascii=False, default=str)
+
+
+def _where(base: str, where: dict[str, object]) -> tuple[str, list]:
+    if not where:
+        return base, []
+    clauses, args = [], []
+    for col, v in where.items():
+        if not col.replace("_", "").replace(".", "").isalnum():  # column names only, never user SQL
+            raise ValueError(f"bad column name {col!r}")
+        if isinstance(v, Iterable) and not isinstance(v, (str, bytes)):
+            v = list(v)
+            clauses.append(f"{col} IN ({','.join('?' * len(v))})")
+            args.extend(v)
+        else:
+            clauses.append(f"{col}=?")
+            args.append(v)
+    return base + " WHERE " + " AND ".join(clauses), args
