@@ -1,0 +1,52 @@
+"""Label contrastive loss (LCL): supervised contrastive learning over sentence or token representations."""
+
+from __future__ import annotations
+
+import torch
+import torch.nn.functional as F
+
+from .base import OBJECTIVES, check_temperature, zero_with_graph
+
+
+@OBJECTIVES.register("label_contrast")
+def label_contrast(
+    reps: torch.Tensor, labels: torch.Tensor, temperature: float = 0.1, ignore_index: int = -100
+) -> torch.Tensor:
+    """Supervised contrastive loss, the "L_out" form of Khosla et al. 2020 ("Supervised Contrastive Learning").
+
+    Over the kept items (``labels != ignore_index``), with ``z_i = reps_i / ||reps_i||`` and ``s_ia = z_i . z_a / T``,
+    ``A(i)`` = all kept items but i, ``P(i) = {p in A(i) : y_p = y_i}``::
+
+        L = 1/|I| * sum_{i in I} -1/|P(i)| * sum_{p in P(i)} log( exp(s_ip) / sum_{a in A(i)} exp(s_ia) )
+
+    where ``I`` is the set of anchors with at least one positive (anchors without a positive are skipped).
+
+    reps: ``[N, H]``; labels: ``[N]`` (int). For tagging, flatten token representations to ``[N, H]`` and pass
+    ``ignore_index`` for sub-word continuations, padding and (to leave them out) 'O' tokens. To contrast across
+    languages, concatenate source and translation representations with their (shared) labels.
+    Returns 0 on the graph (not NaN) when no anchor has a positive (a single item, or all labels distinct).
+    Identical representations are fine: every similarity is 1/T and the loss is exactly ``log(N - 1)``, finite.
+    """
+    check_temperature(temperature)
+    if reps.dim() != 2 or labels.dim() != 1 or reps.shape[0] != labels.shape[0]:
+        raise ValueError(f"label_contrast: expected reps [N, H] and labels [N], got {tuple(reps.shape)} and {tuple(labels.shape)}")
+    keep = labels != ignore_index
+    z = F.normalize(reps[keep].float(), dim=-1, eps=1e-8)
+    y = labels[keep]
+    n = z.shape[0]
+    if n < 2:
+        return zero_with_graph(reps)
+    self_mask = torch.eye(n, dtype=torch.bool, device=z.device)
+    positives = (y[:, None] == y[None, :]) & ~self_mask
+    n_pos = positives.sum(dim=1)
+    anchors = n_pos > 0
+    if not bool(anchors.any()):
+        return zero_with_graph(reps)
+    sim = z @ z.T / temperature
+    # The anchor itself is excluded from the denominator A(i): -inf before logsumexp.
+    log_denominator = torch.logsumexp(sim.masked_fill(self_mask, float("-inf")), dim=1, keepdim=True)
+    log_prob = sim - log_denominator
+    # where() rather than multiply-by-mask: keeps any non-finite value off the unselected entries' gradients.
+    pos_log_prob = torch.where(positives, log_prob, torch.zeros_like(log_prob)).sum(dim=1)
+    per_anchor = -pos_log_prob[anchors] / n_pos[anchors]
+    return per_anchor.mean()

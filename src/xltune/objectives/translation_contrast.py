@@ -1,0 +1,38 @@
+"""Translation contrastive loss (TCL): pull a sentence towards its translation, away from the batch's other sentences."""
+
+from __future__ import annotations
+
+import torch
+import torch.nn.functional as F
+
+from .base import OBJECTIVES, check_temperature, zero_with_graph
+
+
+@OBJECTIVES.register("translation_contrast")
+def translation_contrast(src: torch.Tensor, tgt: torch.Tensor, temperature: float = 0.1) -> torch.Tensor:
+    """Symmetric InfoNCE with in-batch negatives over cosine similarities.
+
+    With ``u_i = src_i / ||src_i||``, ``v_i = tgt_i / ||tgt_i||`` and ``s_ij = u_i . v_j / T``::
+
+        L = 1/(2B) * sum_i [ -log( exp(s_ii) / sum_j exp(s_ij) )      # src -> tgt
+                             -log( exp(s_ii) / sum_j exp(s_ji) ) ]    # tgt -> src
+
+    Row i of ``src`` and of ``tgt`` is a translation pair; every other row of the other side is a negative.
+    References: InfoNCE, van den Oord et al. 2018 ("Representation Learning with Contrastive Predictive Coding");
+    the symmetric two-direction form as in CLIP (Radford et al. 2021) and for translation pairs in cross-lingual
+    alignment work (e.g. Pan et al. 2021, "Multilingual BERT Post-Pretraining Alignment"; Chi et al. 2021, InfoXLM).
+
+    src, tgt: ``[B, H]`` in any float dtype/device; computed in float32. ``B == 1`` has no negatives, so the loss is
+    undefined: it returns 0 connected to the graph (backward works, gradients are zero) rather than NaN.
+    """
+    check_temperature(temperature)
+    if src.dim() != 2 or src.shape != tgt.shape:
+        raise ValueError(f"translation_contrast: expected src and tgt both [B, H], got {tuple(src.shape)} and {tuple(tgt.shape)}")
+    if src.shape[0] < 2:
+        return zero_with_graph(src, tgt)
+    u = F.normalize(src.float(), dim=-1, eps=1e-8)
+    v = F.normalize(tgt.float(), dim=-1, eps=1e-8)
+    sim = u @ v.T / temperature
+    targets = torch.arange(sim.shape[0], device=sim.device)
+    # F.cross_entropy is log-softmax based, i.e. logsumexp-stable even for small temperatures.
+    return 0.5 * (F.cross_entropy(sim, targets) + F.cross_entropy(sim.T, targets))
