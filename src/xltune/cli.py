@@ -1,0 +1,59 @@
+"""``xltune`` command line: a thin layer that parses arguments and calls the API.
+
+Each subcommand lives in ``xltune.commands.<name>`` with ``add_parser(subparsers)`` and ``main(args) -> int``.
+Errors the user can fix (XLTuneError) are printed as one line, without a traceback, with exit status 2.
+"""
+
+from __future__ import annotations
+
+import argparse
+import importlib
+import sys
+
+from .errors import XLTuneError
+
+# module names under xltune.commands, in the order `xltune --help` lists them
+COMMANDS = ["run", "params", "tiny_model", "tasks"]
+
+
+def build_parser() -> argparse.ArgumentParser:
+    from . import __version__
+
+    parser = argparse.ArgumentParser(
+        prog="xltune",
+        description="Few-shot cross-lingual transfer: prompt tuning vs fine-tuning vs LoRA, per language.",
+    )
+    parser.add_argument("--version", action="version", version=f"xltune {__version__}")
+    sub = parser.add_subparsers(dest="command", metavar="COMMAND")
+    for name in COMMANDS:
+        try:
+            mod = importlib.import_module(f".commands.{name}", __package__)
+        except ModuleNotFoundError as e:
+            if e.name and e.name.startswith("xltune.commands."):
+                continue  # a command whose module is not installed in this build
+            raise
+        mod.add_parser(sub)
+    return parser
+
+
+def main(argv: list[str] | None = None) -> int:
+    parser = build_parser()
+    args = parser.parse_args(argv)
+    if not getattr(args, "func", None):
+        parser.print_help()
+        return 1
+    try:
+        return int(args.func(args) or 0)
+    except XLTuneError as e:
+        print(f"xltune: error: {e}", file=sys.stderr)
+        return e.exit_code
+    except BrokenPipeError:  # `xltune ... | head`
+        sys.stderr.close()
+        return 0
+    except KeyboardInterrupt:
+        print("xltune: interrupted", file=sys.stderr)
+        return 130
+
+
+if __name__ == "__main__":
+    sys.exit(main())

@@ -1,0 +1,137 @@
+"""Tokenization, label alignment to sub-words, and length-bucketed batching.
+
+Sentence tasks: one feature per example (one or two segments through the tokenizer's own pair template).
+Inputs longer than ``max_length`` are truncated (longest segment first) and *counted*: the count is printed and
+stored with the run, never silent.
+
+Token tasks: words -> sub-words through the fast tokenizer's ``word_ids``; the label goes on the first sub-word of
+each word (``alignment='first'``; the others get -100 and are ignored by the loss and the metrics) or on every
+sub-word (``'all'``; predictions are still read from the first sub-word). A sentence longer than ``max_length``
+sub-words is cut into consecutive windows of whole words, each word in exactly one window, so no gold label is
+ever dropped; windows are predicted separately and stitched back (the number of windowed sentences is reported).
+"""
+
+from __future__ import annotations
+
+from collections.abc import Iterator, Sequence
+from dataclasses import dataclass, field
+
+import numpy as np
+import torch
+
+from ..errors import XLTuneError
+from .records import SentenceExample, TokenExample
+
+IGNORE = -100
+
+
+@dataclass
+class Feature:
+    input_ids: list[int]
+    label: int | list[int]  # sequence label, or per-sub-word labels (IGNORE where not scored)
+    example: int  # position of the source example in the encoded list
+    window: int = 0  # token tasks: window number within the example
+    word_ids: list[int | None] = field(default_factory=list)  # token tasks: word index of each sub-word (global)
+
+
+@dataclass
+class Encoded:
+    features: list[Feature]
+    n_examples: int
+    truncated: int = 0  # sentence tasks: examples cut to max_length
+    windowed: int = 0  # token tasks: sentences split into several windows
+
+    def lengths(self) -> np.ndarray:
+        return np.array([len(f.input_ids) for f in self.features])
+
+
+def encode_sentences(examples: Sequence[SentenceExample], tokenizer, max_length: int) -> Encoded:
+    if not examples:
+        return Encoded([], 0)
+    segs = list(zip(*[e.texts for e in examples]))
+    if len(segs) > 2:
+        raise XLTuneError(f"sentence tasks take one or two text segments, got {len(segs)}")
+    kw = dict(truncation="longest_first", max_length=max_length, return_overflowing_tokens=False)
+    untrunc = tokenizer(*[list(s) for s in segs], truncation=False)["input_ids"]
+    enc = tokenizer(*[list(s) for s in segs], **kw)["input_ids"]
+    truncated = sum(len(a) > len(b) for a, b in zip(untrunc, enc))
+    feats = [Feature(list(ids), -1 if ex.label is None else ex.label, i) for i, (ids, ex) in enumerate(zip(enc, examples))]
+    return Encoded(feats, len(examples), truncated=truncated)
+
+
+def encode_tokens(
+    examples: Sequence[TokenExample], tokenizer, max_length: int, alignment: str = "first"
+) -> Encoded:
+    if not getattr(tokenizer, "is_fast", False):
+        raise XLTuneError("token tasks need a fast tokenizer (word_ids); this model's tokenizer is a slow one")
+    if alignment not in ("first", "all"):
+        raise XLTuneError(f"task.label_alignment must be 'first' or 'all', got {alignment!r}")
+    n_special = tokenizer.num_special_tokens_to_add(pair=False)
+    budget = max_length - n_special
+    if budget < 1:
+        raise XLTuneError(f"model.max_length {max_length} leaves no room for tokens after special tokens")
+    feats: list[Feature] = []
+    windowed = 0
+    for i, ex in enumerate(examples):
+        # sub-words per word (no special tokens) to cut windows on word boundaries
+        wids = tokenizer(list(ex.words), is_split_into_words=True, add_special_tokens=False).word_ids()
+        per_word = np.bincount([w for w in wids if w is not None], minlength=len(ex.words))
+        windows = _windows(per_word, budget)
+        windowed += len(windows) > 1
+        for w, (start, stop) in enumerate(windows):
+            sub = tokenizer(list(ex.words[start:stop]), is_split_into_words=True, add_special_tokens=True,
+                            truncation=True, max_length=max_length)
+            word_ids = [None if x is None else x + start for x in sub.word_ids()]
+            labels, prev = [], None
+            for x in word_ids:
+                first = x is not None and x != prev
+                scored = ex.tags is not None and x is not None and (first or alignment == "all")
+                labels.append(ex.tags[x] if scored else IGNORE)
+                prev = x
+            feats.append(Feature(list(sub["input_ids"]), labels, i, w, word_ids))
+    return Encoded(feats, len(examples), windowed=windowed)
+
+
+def _windows(per_word: np.ndarray, budget: int) -> list[tuple[int, int]]:
+    """Consecutive runs of whole words whose sub-word count fits ``budget`` (a word longer than the budget alone
+    gets a window of its own and is cut by the tokenizer; its first sub-word, which carries the label, survives)."""
+    out, start, used = [], 0, 0
+    for j, n in enumerate(per_word):
+        if used and used + n > budget:
+            out.append((start, j))
+            start, used = j, 0
+        used += int(n)
+    out.append((start, len(per_word)))
+    return out
+
+
+# -- batching ------------------------------------------------------------------------------------------------------
+def train_batches(n: int, batch_size: int, generator: torch.Generator) -> Iterator[list[int]]:
+    """Shuffled batches of feature positions (one epoch), reproducible from the generator's state."""
+    order = torch.randperm(n, generator=generator).tolist()
+    for s in range(0, n, batch_size):
+        yield order[s : s + batch_size]
+
+
+def eval_batches(lengths: np.ndarray, batch_size: int) -> list[list[int]]:
+    """Length-sorted batches: similar lengths together, so little padding. Results do not depend on the order
+    (each sequence's logits are the same alone or padded in a batch; tested)."""
+    order = np.argsort(-lengths, kind="stable")
+    return [order[s : s + batch_size].tolist() for s in range(0, len(order), batch_size)]
+
+
+def collate(features: Sequence[Feature], pad_id: int, padding_side: str, token_task: bool) -> dict[str, torch.Tensor]:
+    width = max(len(f.input_ids) for f in features)
+    ids = torch.full((len(features), width), pad_id, dtype=torch.long)
+    mask = torch.zeros((len(features), width), dtype=torch.long)
+    labels = torch.full((len(features), width), IGNORE, dtype=torch.long) if token_task else None
+    for r, f in enumerate(features):
+        n = len(f.input_ids)
+        sl = slice(width - n, width) if padding_side == "left" else slice(0, n)
+        ids[r, sl] = torch.tensor(f.input_ids)
+        mask[r, sl] = 1
+        if token_task:
+            labels[r, sl] = torch.tensor(f.label)
+    if not token_task:
+        labels = torch.tensor([f.label for f in features], dtype=torch.long)
+    return {"input_ids": ids, "attention_mask": mask, "labels": labels}

@@ -1,0 +1,118 @@
+"""Per-language evaluation: predictions from a trained model on encoded data, then the task's metric.
+
+Batch-size invariant by construction: each sequence's logits do not depend on what it is batched with (positions
+come from the attention mask, padding is masked), and the metric is computed on the gathered per-example
+predictions. Reads only a model and encoded data; knows nothing of training.
+"""
+
+from __future__ import annotations
+
+import json
+from collections.abc import Sequence
+from contextlib import nullcontext
+from dataclasses import dataclass
+
+import numpy as np
+import torch
+
+from .data.encode import Encoded, collate, eval_batches
+from .data.records import SentenceExample, TokenExample
+from .data.tasks import TaskSpec
+from .metrics import accuracy, span_prf
+from .store import MetricRow
+
+
+@dataclass
+class LanguageResult:
+    lang: str
+    split: str
+    metrics: dict[str, float]  # the headline metric first
+    n: int
+    predictions: list[tuple[int, str, str]]  # (example index, gold, pred)
+
+    @property
+    def headline(self) -> float:
+        return next(iter(self.metrics.values()))
+
+    def rows(self) -> list[MetricRow]:
+        return [MetricRow(self.lang, self.split, k, v, self.n) for k, v in self.metrics.items()]
+
+
+@torch.no_grad()
+def predict(model, encoded: Encoded, *, batch_size: int, pad_id: int, padding_side: str, token_task: bool,
+            device: torch.device, autocast_dtype: torch.dtype | None = None, progress=None) -> list:
+    """Predicted label ids: one int per example (sequence tasks) or one list of word-level ids per example."""
+    model.eval()
+    feats = encoded.features
+    if not feats:
+        return []
+    ctx = torch.autocast(device.type, dtype=autocast_dtype) if autocast_dtype else nullcontext()
+    feat_preds: list = [None] * len(feats)
+    for batch_idx in eval_batches(encoded.lengths(), batch_size):
+        batch = collate([feats[i] for i in batch_idx], pad_id, padding_side, token_task)
+        with ctx:
+            out = model(input_ids=batch["input_ids"].to(device), attention_mask=batch["attention_mask"].to(device))
+        pred = out.logits.float().argmax(-1).cpu()
+        for r, i in enumerate(batch_idx):
+            if token_task:
+                m = batch["attention_mask"][r].bool()
+                feat_preds[i] = pred[r][m].tolist()  # real (unpadded) positions, in order
+            else:
+                feat_preds[i] = int(pred[r])
+        if progress is not None:
+            progress.update(len(batch_idx))
+    if not token_task:
+        out_preds = [None] * encoded.n_examples
+        for f, p in zip(feats, feat_preds):
+            out_preds[f.example] = p
+        return out_preds
+    # token tasks: the prediction of a word is read at its first sub-word; windows are stitched by word index
+    words: list[dict[int, int]] = [dict() for _ in range(encoded.n_examples)]
+    for f, p in zip(feats, feat_preds):
+        prev = None
+        for pos, w in enumerate(f.word_ids):
+            if w is not None and w != prev:
+                words[f.example][w] = p[pos]
+            prev = w
+    return [[d[k] for k in sorted(d)] for d in words]
+
+
+def score(spec: TaskSpec, examples: Sequence[SentenceExample | TokenExample], preds: list, lang: str, split: str
+          ) -> LanguageResult:
+    labels = spec.labels
+    if spec.kind == "sequence":
+        gold = [e.label for e in examples]
+        metrics = {"accuracy": accuracy(gold, preds)}
+        rows = [(e.index, labels[g], labels[p]) for e, g, p in zip(examples, gold, preds)]
+    else:
+        gold_tags = [[labels[t] for t in e.tags] for e in examples]
+        pred_tags = []
+        for e, p in zip(examples, preds):
+            tags = [labels[t] for t in p]
+            # a word the tokenizer produced no sub-word for (rare: e.g. zero-width characters) is predicted 'O'
+            tags += ["O"] * (len(e.words) - len(tags))
+            pred_tags.append(tags)
+        if spec.metric == "span_f1":
+            prf = span_prf(gold_tags, pred_tags)
+            metrics = {"f1": prf["f1"], "precision": prf["precision"], "recall": prf["recall"]}
+        else:
+            flat_g = [t for s in gold_tags for t in s]
+            flat_p = [t for s in pred_tags for t in s]
+            metrics = {"accuracy": accuracy(flat_g, flat_p)}
+        rows = [(e.index, json.dumps(g, ensure_ascii=False), json.dumps(p, ensure_ascii=False))
+                for e, g, p in zip(examples, gold_tags, pred_tags)]
+    return LanguageResult(lang, split, metrics, len(examples), rows)
+
+
+def format_table(results: Sequence[LanguageResult], title: str = "") -> str:
+    """language | n | metric table with the average last."""
+    if not results:
+        return "(no results)"
+    name = next(iter(results[0].metrics))
+    lines = [title] if title else []
+    lines.append(f"{'lang':<8}{'n':>7}  {name:>9}")
+    for r in results:
+        lines.append(f"{r.lang:<8}{r.n:>7}  {100 * r.headline:>8.2f}%")
+    avg = float(np.mean([r.headline for r in results]))
+    lines.append(f"{'avg':<8}{sum(r.n for r in results):>7}  {100 * avg:>8.2f}%")
+    return "\n".join(lines)

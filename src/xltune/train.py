@@ -1,0 +1,168 @@
+"""The training loop: AdamW, linear warmup + decay, gradient accumulation, mixed precision (accelerate),
+early stopping on a dev score, and the best trainable parameters kept.
+
+Knows nothing of tasks beyond the batch format (input_ids, attention_mask, labels). The loss of one optimizer step
+is the mean over the *global* batch (examples, or labelled tokens for tagging), however the batch is split into
+micro-batches and processes, so gradient accumulation and data parallelism give the same update as one big batch.
+"""
+
+from __future__ import annotations
+
+import math
+import time
+from collections.abc import Callable
+from contextlib import nullcontext
+from dataclasses import dataclass, field
+
+import torch
+import torch.nn.functional as F
+from accelerate import Accelerator
+from transformers import get_linear_schedule_with_warmup
+
+from .config import TrainConfig
+from .data.encode import IGNORE, Encoded, collate, train_batches
+
+# extra(model_output, batch, micro_batch_positions) -> scalar loss added to the task loss (already weighted)
+ExtraLoss = Callable[[object, dict, list[int]], torch.Tensor]
+
+
+@dataclass
+class TrainResult:
+    steps: int = 0
+    epochs: int = 0
+    best_score: float | None = None
+    best_step: int = 0
+    stopped_early: bool = False
+    seconds: float = 0.0
+    history: list[dict] = field(default_factory=list)
+
+
+def resolve_mixed_precision(mixed_precision: str) -> str:
+    """'auto' -> 'bf16' on a CUDA device that supports it, else 'no' (accelerate's names)."""
+    if mixed_precision == "auto":
+        return "bf16" if torch.cuda.is_available() and torch.cuda.is_bf16_supported() else "no"
+    return mixed_precision
+
+
+def autocast_dtype(mixed_precision: str) -> torch.dtype | None:
+    return {"no": None, "bf16": torch.bfloat16, "fp16": torch.float16}[resolve_mixed_precision(mixed_precision)]
+
+
+def task_loss(logits: torch.Tensor, labels: torch.Tensor) -> torch.Tensor:
+    """Summed cross-entropy (the caller divides by the global count); -100 labels are ignored."""
+    return F.cross_entropy(logits.float().reshape(-1, logits.shape[-1]), labels.reshape(-1),
+                           ignore_index=IGNORE, reduction="sum")
+
+
+def train(
+    model: torch.nn.Module,
+    data: Encoded,
+    cfg: TrainConfig,
+    *,
+    seed: int,
+    token_task: bool,
+    pad_id: int,
+    padding_side: str,
+    accelerator: Accelerator,
+    dev_score: Callable[[], float] | None = None,
+    extra_loss: ExtraLoss | None = None,
+    log: Callable[[str], None] = print,
+) -> TrainResult:
+    """Train ``model``'s trainable parameters in place; at the end the best dev state (if any) is restored.
+
+    With several processes (accelerate launch), every process draws the same global batch from the shared seed and
+    takes its share (positions rank::world); DDP averages gradients, so the loss is scaled to the global mean.
+    """
+    acc = accelerator
+    device = acc.device
+    result = TrainResult()
+    start = time.perf_counter()
+    trainable = [(n, p) for n, p in model.named_parameters() if p.requires_grad]
+    if not trainable:
+        raise RuntimeError("the method left no trainable parameters")
+    head_lr = cfg.head_lr or cfg.lr
+    groups = [
+        {"params": [p for n, p in trainable if not n.startswith("head.")], "lr": cfg.lr},
+        {"params": [p for n, p in trainable if n.startswith("head.")], "lr": head_lr},
+    ]
+    groups = [g for g in groups if g["params"]]
+    fused = device.type == "cuda"
+    optimizer = torch.optim.AdamW(groups, weight_decay=cfg.weight_decay, fused=fused)
+    n = len(data.features)
+    steps_per_epoch = math.ceil(n / cfg.batch_size)
+    total = cfg.epochs * steps_per_epoch
+    if cfg.max_steps:
+        total = min(total, cfg.max_steps)
+    scheduler = get_linear_schedule_with_warmup(optimizer, int(cfg.warmup_ratio * total), total)
+    ddp_model, optimizer = acc.prepare(model, optimizer)
+    world, rank = acc.num_processes, acc.process_index
+    gen = torch.Generator().manual_seed(seed)
+    micro = cfg.batch_size // cfg.grad_accum
+
+    best_state: dict[str, torch.Tensor] | None = None
+    bad_evals = 0
+
+    def evaluate_now(epoch: int) -> bool:
+        """Dev evaluation; returns True when early stopping says stop."""
+        nonlocal best_state, bad_evals
+        if dev_score is None:
+            return False
+        score = dev_score()
+        model.train()
+        result.history.append({"step": result.steps, "epoch": epoch, "dev": score})
+        if result.best_score is None or score > result.best_score:
+            result.best_score, result.best_step, bad_evals = score, result.steps, 0
+            best_state = {k: p.detach().to("cpu", copy=True) for k, p in trainable}
+        else:
+            bad_evals += 1
+        log(f"  step {result.steps:>5}  epoch {epoch:>3}  dev {100 * score:6.2f}%"
+            + ("  *" if result.best_step == result.steps else ""))
+        return cfg.dev.patience > 0 and bad_evals >= cfg.dev.patience
+
+    model.train()
+    stop = False
+    for epoch in range(1, cfg.epochs + 1):
+        for batch_pos in train_batches(n, cfg.batch_size, gen):
+            feats = [data.features[i] for i in batch_pos]
+            count = sum(sum(x != IGNORE for x in f.label) for f in feats) if token_task else len(feats)
+            count = max(count, 1)
+            mine = batch_pos[rank::world]
+            parts = [mine[s : s + micro] for s in range(0, len(mine), micro)] or [[]]
+            for j, part in enumerate(parts):
+                last = j == len(parts) - 1
+                sync = acc.no_sync(ddp_model) if (world > 1 and not last) else nullcontext()
+                with sync:
+                    if not part:  # fewer examples than processes: join the all-reduce with a zero gradient
+                        loss = sum(p.sum() for _, p in trainable) * 0.0
+                    else:
+                        batch = collate([data.features[i] for i in part], pad_id, padding_side, token_task)
+                        batch = {k: v.to(device) for k, v in batch.items()}
+                        with acc.autocast():
+                            out = ddp_model(input_ids=batch["input_ids"], attention_mask=batch["attention_mask"])
+                            loss = task_loss(out.logits, batch["labels"]) * (world / count)
+                            if extra_loss is not None:
+                                loss = loss + extra_loss(out, batch, part) * (len(part) * world / len(batch_pos))
+                    acc.backward(loss)
+            if cfg.max_grad_norm > 0:
+                acc.clip_grad_norm_([p for _, p in trainable], cfg.max_grad_norm)
+            optimizer.step()
+            scheduler.step()
+            optimizer.zero_grad(set_to_none=True)
+            result.steps += 1
+            if cfg.eval_every and result.steps % cfg.eval_every == 0 and evaluate_now(epoch):
+                stop = True
+            if stop or (cfg.max_steps and result.steps >= cfg.max_steps):
+                stop = True
+                break
+        result.epochs = epoch
+        if not stop and not cfg.eval_every and evaluate_now(epoch):
+            stop = True
+        if stop:
+            result.stopped_early = result.steps < total
+            break
+    if best_state is not None:
+        with torch.no_grad():
+            for k, p in trainable:
+                p.copy_(best_state[k].to(p.device))
+    result.seconds = time.perf_counter() - start
+    return result
