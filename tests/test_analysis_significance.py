@@ -1,0 +1,111 @@
+"""Paired bootstrap and seed tests on stores filled through the public Store API with constructed predictions."""
+
+from __future__ import annotations
+
+import json
+import math
+
+import numpy as np
+import pytest
+
+from xltune.analysis import significance as sig
+from xltune.errors import XLTuneError
+from xltune.store import MetricRow, RunRecord, Store
+
+
+def _run(store: Store, method: str, seed: int, preds: dict[str, list[tuple[int, str, str]]], task: str = "xnli") -> None:
+    metrics = []
+    for lang, rows in preds.items():
+        acc = float(np.mean([g == p for _, g, p in rows]))
+        metrics.append(MetricRow(lang, "test", "accuracy", acc, len(rows)))
+    store.write_run(RunRecord(
+        run_id=f"{task}-{method}-{seed}", seed=seed, task=task, method=method, objective="none", model="tiny",
+        shots="16", source_langs=["en"], config={}, manifest={}, env={"python": "3.11"}, metrics=metrics,
+        predictions={(lang, "test"): rows for lang, rows in preds.items()},
+    ))
+
+
+def _rows_with_accuracy(n: int, acc: float, rng: np.random.Generator, seed_gold: int = 0) -> list[tuple[int, str, str]]:
+    gold = np.random.default_rng(seed_gold).integers(0, 3, n)  # the test set: same gold for every run
+    correct = np.zeros(n, bool)
+    correct[rng.choice(n, int(round(acc * n)), replace=False)] = True
+    pred = np.where(correct, gold, (gold + 1) % 3)
+    return [(i, str(g), str(p)) for i, (g, p) in enumerate(zip(gold, pred))]
+
+
+def test_known_difference_sign_and_ci_cover_truth(tmp_path):
+    rng = np.random.default_rng(1)
+    n = 2000
+    with Store(tmp_path / "r.sqlite") as store:
+        for seed in (1, 2, 3):
+            gold_rows = _rows_with_accuracy(n, 0.7, rng)  # A: 70 % correct
+            golds = [g for _, g, _ in gold_rows]
+            b_correct = np.zeros(n, bool)
+            b_correct[rng.choice(n, int(0.6 * n), replace=False)] = True  # B: 60 % correct, same gold
+            b_rows = [(i, g, g if c else str((int(g) + 1) % 3)) for i, (g, c) in enumerate(zip(golds, b_correct))]
+            _run(store, "lora", seed, {"de": gold_rows})
+            _run(store, "finetune", seed, {"de": b_rows})
+        cmp = sig.compare_methods(store, "xnli", "lora", "finetune", n_resamples=500, seed=0)
+    [res] = cmp.per_lang
+    assert res.diff == pytest.approx(0.10, abs=1e-9)  # exact: 1400/2000 - 1200/2000 per seed
+    assert res.ci_low < 0.10 < res.ci_high and res.ci_low > 0
+    assert res.p_value < 0.01
+    assert res.seeds == (1, 2, 3) and res.n_examples == n
+    st = cmp.seed_tests["de"]
+    assert st.n == 3 and st.mean_diff == pytest.approx(0.10) and st.wilcoxon_p is None and "t" in st.tests
+
+
+def test_identical_predictions_give_p_one_and_zero_ci(tmp_path):
+    rng = np.random.default_rng(2)
+    with Store(tmp_path / "r.sqlite") as store:
+        for seed in range(5):
+            preds = {lang: _rows_with_accuracy(300, 0.5, rng, k) for k, lang in enumerate(("de", "sw"))}
+            _run(store, "lora", seed, preds)
+            _run(store, "prompt", seed, preds)
+        cmp = sig.compare_methods(store, "xnli", "lora", "prompt", n_resamples=200, seed=3)
+    for res in [*cmp.per_lang, cmp.average]:
+        assert res.p_value == 1.0 and res.ci_low == 0.0 and res.ci_high == 0.0 and res.diff == 0.0
+    assert cmp.average.lang == "avg"
+    assert cmp.seed_tests["avg"].t_p == 1.0 and cmp.seed_tests["avg"].wilcoxon_p == 1.0  # n = 5 runs Wilcoxon too
+
+
+def test_language_average_and_seeded_reproducibility(tmp_path):
+    rng = np.random.default_rng(3)
+    with Store(tmp_path / "r.sqlite") as store:
+        for seed in (0, 1):
+            _run(store, "a", seed, {"de": _rows_with_accuracy(500, 0.8, rng), "sw": _rows_with_accuracy(400, 0.5, rng, 1)})
+            _run(store, "b", seed, {"de": _rows_with_accuracy(500, 0.6, rng), "sw": _rows_with_accuracy(400, 0.5, rng, 1)})
+        one = sig.compare_methods(store, "xnli", "a", "b", n_resamples=300, seed=7)
+        two = sig.compare_methods(store, "xnli", "a", "b", n_resamples=300, seed=7)
+    assert one == two  # same generator seed, same answer
+    de, sw = one.per_lang
+    assert one.average.diff == pytest.approx((de.diff + sw.diff) / 2)
+    assert de.diff == pytest.approx(0.2) and de.p_value < 0.01
+
+
+def test_span_f1_recomputed_from_entities_matches_seqeval():
+    from seqeval.metrics import f1_score
+
+    gold = [["B-PER", "I-PER", "O", "B-LOC"], ["O", "B-ORG", "O"], ["B-LOC", "O"]]
+    pred = [["B-PER", "I-PER", "O", "O"], ["O", "B-ORG", "O"], ["B-PER", "O"]]
+    rows = [(i, json.dumps(g), json.dumps(p)) for i, (g, p) in enumerate(zip(gold, pred))]
+    st = sig.example_stats(rows, "f1")
+    assert st.value() == pytest.approx(f1_score(gold, pred))
+    acc = sig.example_stats(rows, "accuracy")  # token accuracy: 7 of 9 tags
+    assert acc.value() == pytest.approx(7 / 9)
+
+
+def test_seed_test_uses_wilcoxon_from_five_seeds():
+    five = sig.paired_seed_test([0.7, 0.72, 0.69, 0.71, 0.73], [0.6, 0.61, 0.62, 0.6, 0.59])
+    assert five.wilcoxon_p is not None and five.t_p < 0.01 and "Wilcoxon" in five.tests
+    one = sig.paired_seed_test([0.7], [0.6])
+    assert math.isnan(one.t_p) and one.wilcoxon_p is None
+
+
+def test_unmatched_seeds_is_a_user_error(tmp_path):
+    rng = np.random.default_rng(4)
+    with Store(tmp_path / "r.sqlite") as store:
+        _run(store, "a", 1, {"de": _rows_with_accuracy(10, 0.5, rng)})
+        _run(store, "b", 2, {"de": _rows_with_accuracy(10, 0.5, rng)})
+        with pytest.raises(XLTuneError, match="no matched seeds"):
+            sig.compare_methods(store, "xnli", "a", "b")
