@@ -1,0 +1,221 @@
+"""Load a multilingual backbone (decoder like XGLM, encoder like XLM-R) as its *base* model: hidden states only.
+
+Classification never needs the vocabulary projection, so we load ``AutoModel`` (XGLMModel, XLMRobertaModel, ...),
+never the LM head. ``meta=True`` builds the model from its config on the meta device (no weights, no download)
+for parameter counts; a few famous configs are known by short name so ``xltune params`` needs no network.
+"""
+
+from __future__ import annotations
+
+import logging
+import os
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any, Callable
+
+import torch
+from torch import nn
+
+from ..config import ModelConfig
+from ..errors import XLTuneError
+
+log = logging.getLogger(__name__)
+
+# model_type values of decoder-only families whose configs do not always say so (no architectures / is_decoder).
+DECODER_TYPES = frozenset({
+    "xglm", "gpt2", "gpt_neo", "gpt_neox", "gptj", "bloom", "opt", "llama", "mistral", "mixtral", "qwen2", "qwen3",
+    "gemma", "gemma2", "gemma3", "gemma3_text", "phi", "phi3", "falcon", "mpt", "olmo", "olmo2", "stablelm", "cohere",
+})
+
+
+def _xglm(d_model: int, layers: int, heads: int, ffn: int) -> Callable[[], Any]:
+    def make():
+        from transformers import XGLMConfig
+
+        return XGLMConfig(vocab_size=256008, d_model=d_model, num_layers=layers, attention_heads=heads, ffn_dim=ffn,
+                          max_position_embeddings=2048, architectures=["XGLMForCausalLM"])
+    return make
+
+
+def _xlmr(hidden: int, layers: int, heads: int, ffn: int) -> Callable[[], Any]:
+    def make():
+        from transformers import XLMRobertaConfig
+
+        return XLMRobertaConfig(vocab_size=250002, hidden_size=hidden, num_hidden_layers=layers,
+                                num_attention_heads=heads, intermediate_size=ffn, max_position_embeddings=514,
+                                type_vocab_size=1, layer_norm_eps=1e-5, bos_token_id=0, pad_token_id=1,
+                                eos_token_id=2, architectures=["XLMRobertaForMaskedLM"])
+    return make
+
+
+# Configs of the published checkpoints (from their config.json on the hub), for offline parameter reports.
+KNOWN_CONFIGS: dict[str, Callable[[], Any]] = {
+    "xglm-564M": _xglm(1024, 24, 16, 4096),
+    "xglm-1.7B": _xglm(2048, 24, 16, 8192),
+    "xglm-2.9B": _xglm(2048, 48, 16, 8192),
+    "xglm-7.5B": _xglm(4096, 32, 32, 16384),
+    "xlm-roberta-base": _xlmr(768, 12, 12, 3072),
+    "xlm-roberta-large": _xlmr(1024, 24, 16, 4096),
+}
+
+
+@dataclass
+class Backbone:
+    model: nn.Module  # the base model (AutoModel): returns hidden states, never logits over the vocabulary
+    tokenizer: Any  # a PreTrainedTokenizerBase, or None for meta-device backbones
+    is_decoder: bool
+    hidden_size: int
+    num_layers: int | None
+    num_heads: int | None
+    num_kv_heads: int | None
+    head_dim: int | None
+    pad_token_id: int | None
+    max_positions: int | None
+    name: str
+    config: Any = None
+
+    def require_layer_layout(self, what: str = "deep prompts") -> tuple[int, int, int]:
+        """(num_layers, num_kv_heads, head_dim), or a clear error when the config does not say."""
+        if not (self.num_layers and self.num_kv_heads and self.head_dim):
+            raise XLTuneError(
+                f"{what}: cannot read the layer layout (layers={self.num_layers}, kv heads={self.num_kv_heads}, "
+                f"head dim={self.head_dim}) from the config of {self.name}; use another method (finetune, prompt, lora)")
+        return self.num_layers, self.num_kv_heads, self.head_dim
+
+
+# -- config inspection ---------------------------------------------------------------------------------------------
+def is_decoder_config(config: Any) -> bool:
+    archs = getattr(config, "architectures", None) or []
+    if any(a.endswith("ForCausalLM") for a in archs):
+        return True
+    if getattr(config, "is_decoder", False):
+        return True
+    return getattr(config, "model_type", "") in DECODER_TYPES
+
+
+def layer_layout(config: Any) -> tuple[int | None, int | None, int | None, int | None]:
+    """(num_layers, num_heads, num_kv_heads, head_dim) from a transformers config; None where it does not say."""
+    text = config.get_text_config() if hasattr(config, "get_text_config") else config
+    layers = getattr(text, "num_hidden_layers", None)
+    heads = getattr(text, "num_attention_heads", None)
+    kv = getattr(text, "num_key_value_heads", None) or heads
+    head_dim = getattr(text, "head_dim", None)
+    hidden = getattr(text, "hidden_size", None)
+    if head_dim is None and heads and hidden and hidden % heads == 0:
+        head_dim = hidden // heads
+    return layers, heads, kv, head_dim
+
+
+def _resolve_dtype(name: str, device: torch.device, frozen: bool) -> torch.dtype:
+    if name != "auto":
+        return getattr(torch, name)
+    # bf16 only for frozen weights on a GPU that supports it: trained weights stay fp32 for AdamW.
+    if device.type == "cuda" and frozen and torch.cuda.is_bf16_supported():
+        return torch.bfloat16
+    return torch.float32
+
+
+def _is_local(name: str) -> bool:
+    return Path(name).expanduser().is_dir()
+
+
+def _hub_error(name: str, err: Exception) -> XLTuneError:
+    offline = os.environ.get("HF_HUB_OFFLINE", "") not in ("", "0") or os.environ.get("TRANSFORMERS_OFFLINE", "") not in ("", "0")
+    hint = ("the hub is offline (HF_HUB_OFFLINE); pass a local model directory in model.name_or_path"
+            if offline else "check the hub id, your network, or pass a local model directory in model.name_or_path")
+    first = str(err).strip().splitlines()[0] if str(err).strip() else type(err).__name__
+    return XLTuneError(f"model.name_or_path: cannot load {name!r} ({first}); {hint}")
+
+
+def load_config(name: str) -> Any:
+    """A transformers config from a short name (KNOWN_CONFIGS), a local directory or a hub id."""
+    if name in KNOWN_CONFIGS:
+        return KNOWN_CONFIGS[name]()
+    from transformers import AutoConfig
+
+    if not _is_local(name) and os.environ.get("HF_HUB_OFFLINE", "") not in ("", "0"):
+        raise _hub_error(name, OSError("not a local directory"))
+    try:
+        return AutoConfig.from_pretrained(name)
+    except (OSError, ValueError) as e:
+        raise _hub_error(name, e) from None
+
+
+def _load_model(name: str, config: Any, dtype: torch.dtype, attn: str) -> nn.Module:
+    from transformers import AutoModel
+
+    def load(impl: str) -> nn.Module:
+        return AutoModel.from_pretrained(name, config=config, dtype=dtype, attn_implementation=impl)
+
+    try:
+        try:
+            return load(attn)
+        except ValueError as e:
+            # e.g. XGLM has no sdpa path in transformers: eager gives the same numbers, only slower.
+            if attn == "eager" or "attention implementation" not in str(e) and "scaled_dot_product" not in str(e):
+                raise
+            log.warning("%s does not support attn_implementation=%r; falling back to eager", name, attn)
+            return load("eager")
+    except OSError as e:
+        raise _hub_error(name, e) from None
+
+
+def _from_config_meta(config: Any, attn: str) -> nn.Module:
+    from transformers import AutoModel
+
+    with torch.device("meta"):
+        try:
+            return AutoModel.from_config(config, attn_implementation=attn)
+        except ValueError:
+            return AutoModel.from_config(config, attn_implementation="eager")
+
+
+def _load_tokenizer(name: str, is_decoder: bool) -> Any:
+    from transformers import AutoTokenizer
+
+    try:
+        tok = AutoTokenizer.from_pretrained(name)
+    except (OSError, ValueError) as e:
+        raise _hub_error(name, e) from None
+    if tok.pad_token is None:
+        # Decoders often ship without a pad token; padded positions are masked out, so any id will do.
+        tok.pad_token = tok.eos_token if tok.eos_token is not None else tok.unk_token
+        if tok.pad_token is None:
+            raise XLTuneError(f"tokenizer of {name} has no pad, eos or unk token to pad with")
+    return tok
+
+
+def load_backbone(cfg: ModelConfig, device: torch.device | str | None = None, meta: bool = False,
+                  frozen: bool = False) -> Backbone:
+    """The base model + tokenizer of ``cfg.name_or_path`` (hub id, local directory, or a KNOWN_CONFIGS short name
+    with ``meta=True``). ``frozen`` lets dtype=auto pick bf16 on a GPU (weights that do not train)."""
+    name = cfg.name_or_path
+    if not name:
+        raise XLTuneError("model.name_or_path is required (a hub id or a local model directory)")
+    device = torch.device(device) if device is not None else torch.device("cpu")
+    config = load_config(name)
+    if cfg.kind == "auto":
+        is_decoder = is_decoder_config(config)
+    else:
+        is_decoder = cfg.kind == "decoder"
+
+    if meta:
+        model, tokenizer = _from_config_meta(config, cfg.attn_implementation), None
+    else:
+        if name in KNOWN_CONFIGS and not _is_local(name):
+            raise XLTuneError(f"model.name_or_path: {name!r} is a config short name (parameter counts only); "
+                              f"pass a hub id (e.g. facebook/{name}) or a local directory to load weights")
+        dtype = _resolve_dtype(cfg.dtype, device, frozen)
+        model = _load_model(name, config, dtype, cfg.attn_implementation).to(device)
+        tokenizer = _load_tokenizer(name, is_decoder)
+    # Our heads pool themselves; the BERT-style pooler would be dead weight (and never get gradients).
+    if getattr(model, "pooler", None) is not None:
+        model.pooler = None
+
+    layers, heads, kv, head_dim = layer_layout(model.config)
+    text = model.config.get_text_config() if hasattr(model.config, "get_text_config") else model.config
+    pad = tokenizer.pad_token_id if tokenizer is not None else getattr(text, "pad_token_id", None)
+    return Backbone(
+        model=model, tokenizer=tokenizer, is_decoder=is_decoder, hidden_size=text.hidden_size, num_layers=layers,
+        num_heads=heads, num_kv_heads=kv, head_dim=head_dim, pad_token_id=pad,
+        max_positions=getattr(text, "max_position_embeddings", None), name=name, config=model.config)

@@ -1,0 +1,112 @@
+"""Tiny, randomly initialised models with a real multilingual tokenizer, for tests and the offline demo.
+
+``make_tiny_model`` trains a SentencePiece-style Unigram tokenizer (Metaspace pre-tokenizer, NFKC) with
+``tokenizers`` on the given text, wraps it with the architecture's special tokens and template (XGLM: ``</s> A``;
+XLM-R: ``<s> A </s></s> B </s>``), and writes a transformers directory that AutoTokenizer / AutoModel load.
+Also :func:`parameter_report` for ``xltune params`` (meta device, no weights).
+"""
+
+from __future__ import annotations
+
+import gzip
+from pathlib import Path
+
+import torch
+
+from ..config import MethodConfig, ModelConfig
+from ..errors import XLTuneError, unknown_name
+
+ARCHS = ("xglm", "xlm-roberta")
+# Same ids as the real checkpoints: <s>=0 <pad>=1 </s>=2 <unk>=3 (XLM-R's <mask> follows).
+SPECIALS = {"xglm": ["<s>", "<pad>", "</s>", "<unk>"], "xlm-roberta": ["<s>", "<pad>", "</s>", "<unk>", "<mask>"]}
+
+
+def read_text_lines(path: Path) -> list[str]:
+    """Lines of a text / TSV / .gz file; tabs become spaces (all columns are text enough for a tokenizer)."""
+    opener = gzip.open if str(path).endswith(".gz") else open
+    try:
+        with opener(path, "rt", encoding="utf-8", errors="replace") as f:
+            return [line.replace("\t", " ").strip() for line in f if line.strip()]
+    except OSError as e:
+        raise XLTuneError(f"cannot read text file {path}: {e.strerror or e}") from None
+
+
+def train_tokenizer(lines: list[str], arch: str, vocab_size: int):
+    from tokenizers import Tokenizer, decoders, models, normalizers, pre_tokenizers, processors, trainers
+
+    specials = SPECIALS[arch]
+    tok = Tokenizer(models.Unigram())
+    tok.normalizer = normalizers.Sequence([normalizers.NFKC(), normalizers.Replace(" {2,}", " ")])
+    tok.pre_tokenizer = pre_tokenizers.Metaspace(replacement="▁", prepend_scheme="always")
+    tok.decoder = decoders.Metaspace(replacement="▁", prepend_scheme="always")
+    trainer = trainers.UnigramTrainer(vocab_size=vocab_size, special_tokens=specials, unk_token="<unk>",
+                                      shrinking_factor=0.75, max_piece_length=8, show_progress=False)
+    tok.train_from_iterator(lines, trainer=trainer)
+    ids = {s: tok.token_to_id(s) for s in specials}
+    if arch == "xglm":  # XGLMTokenizer prepends </s> (fairseq's document separator)
+        tok.post_processor = processors.TemplateProcessing(
+            single="</s> $A", pair="</s> $A </s> </s> $B", special_tokens=[("</s>", ids["</s>"])])
+    else:
+        tok.post_processor = processors.TemplateProcessing(
+            single="<s> $A </s>", pair="<s> $A </s> </s> $B </s>",
+            special_tokens=[("<s>", ids["<s>"]), ("</s>", ids["</s>"])])
+    return tok
+
+
+def _model_config(arch: str, vocab: int, hidden: int, layers: int, heads: int):
+    if arch == "xglm":
+        from transformers import XGLMConfig
+
+        return XGLMConfig(vocab_size=vocab, d_model=hidden, num_layers=layers, attention_heads=heads,
+                          ffn_dim=4 * hidden, max_position_embeddings=512, dropout=0.0, attention_dropout=0.0,
+                          activation_dropout=0.0, bos_token_id=0, pad_token_id=1, eos_token_id=2,
+                          decoder_start_token_id=2, architectures=["XGLMForCausalLM"])
+    from transformers import XLMRobertaConfig
+
+    return XLMRobertaConfig(vocab_size=vocab, hidden_size=hidden, num_hidden_layers=layers, num_attention_heads=heads,
+                            intermediate_size=4 * hidden, max_position_embeddings=514, type_vocab_size=1,
+                            layer_norm_eps=1e-5, hidden_dropout_prob=0.0, attention_probs_dropout_prob=0.0,
+                            bos_token_id=0, pad_token_id=1, eos_token_id=2, architectures=["XLMRobertaForMaskedLM"])
+
+
+def make_tiny_model(arch: str, text_files: list[Path], out_dir: Path, vocab_size: int = 2000, hidden: int = 64,
+                    layers: int = 2, heads: int = 4, seed: int = 0) -> Path:
+    """Write a tiny random ``arch`` model + trained tokenizer to ``out_dir``; returns ``out_dir``."""
+    from transformers import PreTrainedTokenizerFast, XGLMForCausalLM, XLMRobertaForMaskedLM
+
+    if arch not in ARCHS:
+        raise unknown_name("tiny-model architecture", arch, ARCHS)
+    if hidden % heads:
+        raise XLTuneError(f"hidden ({hidden}) must be a multiple of heads ({heads})")
+    lines = [line for f in text_files for line in read_text_lines(Path(f))]
+    if not lines:
+        raise XLTuneError(f"no text in {', '.join(map(str, text_files))}; the tokenizer needs some")
+    out_dir = Path(out_dir)
+    out_dir.mkdir(parents=True, exist_ok=True)
+
+    tok = train_tokenizer(lines, arch, vocab_size)
+    fast = PreTrainedTokenizerFast(tokenizer_object=tok, bos_token="<s>", eos_token="</s>", pad_token="<pad>",
+                                   unk_token="<unk>", sep_token="</s>", cls_token="<s>",
+                                   **({"mask_token": "<mask>"} if arch == "xlm-roberta" else {}))
+    fast.save_pretrained(out_dir)
+
+    torch.manual_seed(seed)
+    config = _model_config(arch, tok.get_vocab_size(), hidden, layers, heads)
+    model_cls = XGLMForCausalLM if arch == "xglm" else XLMRobertaForMaskedLM
+    model = model_cls(config)
+    model.save_pretrained(out_dir)
+    return out_dir
+
+
+def parameter_report(model: str, method_cfg: MethodConfig, task_kind: str = "sequence",
+                     num_labels: int = 3, model_cfg: ModelConfig | None = None) -> dict:
+    """{total, trainable, percent} of ``method_cfg`` on ``model`` (short name, local dir or hub id), meta device."""
+    from ..methods.base import build_model
+    from .backbone import load_backbone
+
+    model_cfg = model_cfg or ModelConfig(name_or_path=model)
+    backbone = load_backbone(model_cfg, meta=True)
+    transfer = build_model(backbone, method_cfg, task_kind, num_labels, model_cfg)
+    trainable, total = transfer.count_parameters()
+    return {"model": model, "method": method_cfg.name, "total": total, "trainable": trainable,
+            "percent": 100.0 * trainable / total}
