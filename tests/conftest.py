@@ -25,3 +25,40 @@ def shared_data() -> Path:
     if not path.is_dir():
         pytest.skip(f"real benchmark data not found at {path}")
     return path
+
+
+TINY_TEXT = """\
+The quick brown fox jumps over the lazy dog.\tA fast animal leaps over a sleeping dog.
+Le renard brun rapide saute par-dessus le chien paresseux.\tUn animal rapide saute.
+Der schnelle braune Fuchs springt über den faulen Hund.\tEin schnelles Tier springt.
+El rápido zorro marrón salta sobre el perro perezoso.\tUn animal veloz salta.
+الثعلب البني السريع يقفز فوق الكلب الكسول.\tحيوان سريع يقفز فوق كلب نائم.
+तेज़ भूरी लोमड़ी आलसी कुत्ते के ऊपर कूदती है।\tएक तेज़ जानवर सोते कुत्ते पर कूदता है।
+敏捷的棕色狐狸跳过了懒狗。\t一只快速的动物跳过了一只睡着的狗。
+素早い茶色の狐がのろまな犬を飛び越える。\t速い動物が眠っている犬を飛び越える。
+สุนัขจิ้งจอกสีน้ำตาลกระโดดข้ามสุนัขขี้เกียจ\tสัตว์ที่รวดเร็วกระโดดข้ามสุนัขที่หลับอยู่
+Быстрая коричневая лиса прыгает через ленивую собаку.\tБыстрое животное прыгает через спящую собаку.
+Hızlı kahverengi tilki tembel köpeğin üzerinden atlar.\tHızlı bir hayvan uyuyan köpeğin üzerinden atlar.
+Mbweha mwepesi wa kahawia anaruka juu ya mbwa mvivu.\tMnyama mwepesi anaruka juu ya mbwa aliyelala.
+"""
+
+
+def _tiny_model_dir(tmp_path_factory, arch: str) -> Path:
+    from xltune.models.tiny import make_tiny_model
+
+    root = tmp_path_factory.mktemp(f"tiny-{arch}")
+    text = root / "text.tsv"
+    text.write_text(TINY_TEXT, encoding="utf-8")
+    return make_tiny_model(arch, [text], root / "model", vocab_size=400, hidden=32, layers=2, heads=4, seed=0)
+
+
+@pytest.fixture(scope="session")
+def tiny_xglm_dir(tmp_path_factory) -> Path:
+    """A tiny random XGLM (hidden 32, 2 layers) with a Unigram tokenizer trained on 12 languages."""
+    return _tiny_model_dir(tmp_path_factory, "xglm")
+
+
+@pytest.fixture(scope="session")
+def tiny_xlmr_dir(tmp_path_factory) -> Path:
+    """A tiny random XLM-R (hidden 32, 2 layers) with a Unigram tokenizer trained on 12 languages."""
+    return _tiny_model_dir(tmp_path_factory, "xlm-roberta")

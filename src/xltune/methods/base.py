@@ -33,8 +33,13 @@ def freeze(module: nn.Module) -> None:
 def enable_checkpointing(backbone: Backbone, model_cfg: ModelConfig) -> None:
     """Gradient checkpointing, non-reentrant so gradients reach tensors the layers read from outside their
     inputs (deep-prompt prefixes, LoRA weights) and frozen inputs need no ``requires_grad`` hack."""
-    if model_cfg.gradient_checkpointing:
-        backbone.model.gradient_checkpointing_enable(gradient_checkpointing_kwargs={"use_reentrant": False})
+    if not model_cfg.gradient_checkpointing:
+        return
+    model = backbone.model
+    if hasattr(model, "activation_checkpointing_enable"):  # transformers >= 5.x name
+        model.activation_checkpointing_enable(activation_checkpointing_kwargs={"use_reentrant": False})
+    else:
+        model.gradient_checkpointing_enable(gradient_checkpointing_kwargs={"use_reentrant": False})
 
 
 def transfer_model(backbone: Backbone, model_cfg: ModelConfig, task_kind: str, num_labels: int, **parts) -> TransferModel:

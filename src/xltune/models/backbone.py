@@ -194,28 +194,31 @@ def load_backbone(cfg: ModelConfig, device: torch.device | str | None = None, me
         raise XLTuneError("model.name_or_path is required (a hub id or a local model directory)")
     device = torch.device(device) if device is not None else torch.device("cpu")
     config = load_config(name)
-    if cfg.kind == "auto":
-        is_decoder = is_decoder_config(config)
-    else:
-        is_decoder = cfg.kind == "decoder"
+    is_decoder = is_decoder_config(config) if cfg.kind == "auto" else cfg.kind == "decoder"
 
     if meta:
         model, tokenizer = _from_config_meta(config, cfg.attn_implementation), None
     else:
         if name in KNOWN_CONFIGS and not _is_local(name):
             raise XLTuneError(f"model.name_or_path: {name!r} is a config short name (parameter counts only); "
-                              f"pass a hub id (e.g. facebook/{name}) or a local directory to load weights")
+                              "pass a hub id (e.g. facebook/xglm-564M) or a local directory to load weights")
         dtype = _resolve_dtype(cfg.dtype, device, frozen)
         model = _load_model(name, config, dtype, cfg.attn_implementation).to(device)
         tokenizer = _load_tokenizer(name, is_decoder)
+    return backbone_from_model(model, tokenizer, kind=cfg.kind, name=name)
+
+
+def backbone_from_model(model: nn.Module, tokenizer: Any = None, kind: str = "auto", name: str = "") -> Backbone:
+    """Wrap an in-memory base model (e.g. ``AutoModel.from_config``) as a :class:`Backbone`."""
+    is_decoder = is_decoder_config(model.config) if kind == "auto" else kind == "decoder"
     # Our heads pool themselves; the BERT-style pooler would be dead weight (and never get gradients).
     if getattr(model, "pooler", None) is not None:
         model.pooler = None
-
     layers, heads, kv, head_dim = layer_layout(model.config)
     text = model.config.get_text_config() if hasattr(model.config, "get_text_config") else model.config
     pad = tokenizer.pad_token_id if tokenizer is not None else getattr(text, "pad_token_id", None)
     return Backbone(
         model=model, tokenizer=tokenizer, is_decoder=is_decoder, hidden_size=text.hidden_size, num_layers=layers,
         num_heads=heads, num_kv_heads=kv, head_dim=head_dim, pad_token_id=pad,
-        max_positions=getattr(text, "max_position_embeddings", None), name=name, config=model.config)
+        max_positions=getattr(text, "max_position_embeddings", None), name=name or type(model).__name__,
+        config=model.config)
