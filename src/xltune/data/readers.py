@@ -196,7 +196,7 @@ class _TagChecker:
 def _read_token_file(spec: TaskSpec, path: Path, split: str, lang: str, labelled: bool, *,
                      separator: str | None, token_col: int, tag_col: int,
                      skip: Callable[[str], bool], width: int | None = None,
-                     strip_prefix: bool = False) -> list[TokenExample]:
+                     strip_prefix: bool = False, skipped_is_content: bool = False) -> list[TokenExample]:
     """Shared loop of the column formats: one token per line, blank line between sentences."""
     checker = _TagChecker(spec)
     out: list[TokenExample] = []
@@ -223,7 +223,8 @@ def _read_token_file(spec: TaskSpec, path: Path, split: str, lang: str, labelled
             flush()
             continue
         if skip(line):
-            had_lines = True
+            # CoNLL-U comments belong to a sentence (a block of only comments is an empty sentence); -DOCSTART- does not.
+            had_lines = had_lines or skipped_is_content
             continue
         fields = line.split(separator) if separator else line.split()
         if file_width is None:
@@ -256,9 +257,9 @@ def _read_token_file(spec: TaskSpec, path: Path, split: str, lang: str, labelled
         raise _empty(path)
     if checker.repairs:
         warnings.warn(f"{path}: {checker.repairs} I- tag(s) without an opening B- were read as B- (IOB2 repair)",
-                      stacklevel=3)
+                      stacklevel=4)
     if empty_sentences:
-        warnings.warn(f"{path}: skipped {empty_sentences} empty sentence(s)", stacklevel=3)
+        warnings.warn(f"{path}: skipped {empty_sentences} empty sentence(s)", stacklevel=4)
     return out
 
 
@@ -284,7 +285,8 @@ def read_conllu(spec: TaskSpec, path: Path, split: str, lang: str, labelled: boo
     tag_col = spec.tag_column if spec.tag_column != -1 else 3
     token_col = spec.token_column if spec.token_column != 0 else 1
     return _read_token_file(spec, path, split, lang, labelled, separator="\t", token_col=token_col,
-                            tag_col=tag_col, skip=lambda line: line.startswith("#"), width=10)
+                            tag_col=tag_col, skip=lambda line: line.startswith("#"), width=10,
+                            skipped_is_content=True)
 
 
 READERS: dict[str, Callable[..., list]] = {
