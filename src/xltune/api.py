@@ -70,6 +70,9 @@ def environment() -> dict:
 
 
 def prepare(cfg: ExperimentConfig) -> Prepared:
+    from .methods import METHODS
+
+    METHODS.get(cfg.method.name, "method.name")  # an unknown method fails before any data is read
     spec = resolve_task(cfg.task)
     data_dir = cfg.task.data_dir
     for lang in cfg.train.languages:
@@ -126,14 +129,13 @@ def _run_seed(prep: Prepared, seed: int, run_id: str, store: Store, force: bool,
     from accelerate import Accelerator
     from accelerate.utils import set_seed
 
-    from .methods.base import METHODS
+    from .methods.base import build_model
     from .models.backbone import load_backbone
 
     cfg, spec = prep.cfg, prep.spec
     token_task = spec.kind == "token"
     log(f"== seed {seed}  run {run_id}  {cfg.method.name} on {spec.name} "
         f"({','.join(prep.sources)} -> {len(prep.targets)} languages)")
-    builder = METHODS.get(cfg.method.name, "method.name")
     acc = Accelerator(mixed_precision=resolve_mixed_precision(cfg.train.mixed_precision))
     set_seed(seed)
 
@@ -147,7 +149,7 @@ def _run_seed(prep: Prepared, seed: int, run_id: str, store: Store, force: bool,
     backbone = load_backbone(cfg.model, device=acc.device)
     tok = backbone.tokenizer
     padding_side = tok.padding_side if cfg.model.padding_side == "auto" else cfg.model.padding_side
-    model = builder(backbone, cfg.method, spec.kind, len(spec.labels), cfg.model).to(acc.device)
+    model = build_model(backbone, cfg.method, spec.kind, len(spec.labels), cfg.model).to(acc.device)
     trainable, total = model.count_parameters()
     log(f"   trainable parameters: {trainable:,} of {total:,} ({100 * trainable / total:.4f} %)")
 
@@ -180,8 +182,11 @@ def _run_seed(prep: Prepared, seed: int, run_id: str, store: Store, force: bool,
     train_enc = encode(shots)
     if train_enc.truncated:
         log(f"   note: {train_enc.truncated} training example(s) truncated to {cfg.model.max_length} tokens")
+    resume = Path(cfg.output_dir) / run_id / "resume.pt"
+    if force:
+        resume.unlink(missing_ok=True)  # --force redoes the run from scratch
     tres = train(model, train_enc, cfg.train, seed=seed, token_task=token_task, pad_id=backbone.pad_token_id,
-                 padding_side=padding_side, accelerator=acc, dev_score=dev_score, log=log)
+                 padding_side=padding_side, accelerator=acc, dev_score=dev_score, resume_path=resume, log=log)
     log(f"   trained {tres.steps} steps in {tres.seconds:.1f} s"
         + (f"; best dev {100 * tres.best_score:.2f}% at step {tres.best_step}" if tres.best_score is not None else ""))
 
@@ -217,6 +222,7 @@ def _run_seed(prep: Prepared, seed: int, run_id: str, store: Store, force: bool,
                    "decoder": backbone.is_decoder},
         )
         store.write_run(rec, replace=force)
+        resume.unlink(missing_ok=True)  # the run is stored: nothing left to resume
     return RunResult(run_id, seed, results, tres)
 
 

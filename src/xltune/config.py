@@ -343,6 +343,11 @@ def _coerce(value: Any, hint: Any, key: str, source: str) -> Any:
         (inner,) = args
         return [_coerce(v, inner, f"{key}[{i}]", source) for i, v in enumerate(value)]
     if hint is float:
+        if isinstance(value, str):  # PyYAML (YAML 1.1) reads 1e-2 (no dot) as a string
+            try:
+                value = float(value)
+            except ValueError:
+                pass
         if isinstance(value, bool) or not isinstance(value, (int, float)):
             raise XLTuneError(f"{source}: {key} must be a number, got {value!r}")
         return float(value)

@@ -9,10 +9,15 @@ micro-batches and processes, so gradient accumulation and data parallelism give 
 from __future__ import annotations
 
 import math
+import os
+import random
 import time
 from collections.abc import Callable
 from contextlib import nullcontext
 from dataclasses import dataclass, field
+from pathlib import Path
+
+import numpy as np
 
 import torch
 import torch.nn.functional as F
@@ -66,6 +71,7 @@ def train(
     accelerator: Accelerator,
     dev_score: Callable[[], float] | None = None,
     extra_loss: ExtraLoss | None = None,
+    resume_path: Path | None = None,
     log: Callable[[str], None] = print,
 ) -> TrainResult:
     """Train ``model``'s trainable parameters in place; at the end the best dev state (if any) is restored.
@@ -101,6 +107,38 @@ def train(
 
     best_state: dict[str, torch.Tensor] | None = None
     bad_evals = 0
+    first_epoch = 1
+    if resume_path is not None and resume_path.exists():
+        state = torch.load(resume_path, map_location="cpu", weights_only=False)
+        with torch.no_grad():
+            for k, p in trainable:
+                p.copy_(state["params"][k].to(p.device))
+        optimizer.load_state_dict(state["optimizer"])
+        scheduler.load_state_dict(state["scheduler"])
+        gen.set_state(state["generator"])
+        _set_rng_states(state["rng"])
+        best_state, bad_evals = state["best_state"], state["bad_evals"]
+        for k in ("steps", "epochs", "best_score", "best_step", "history"):
+            setattr(result, k, state["result"][k])
+        first_epoch = result.epochs + 1
+        log(f"  resumed from {resume_path} at epoch {first_epoch} (step {result.steps})")
+        if state.get("finished"):
+            first_epoch = cfg.epochs + 1  # training had ended; only evaluation was left
+
+    def checkpoint(finished: bool = False) -> None:
+        """Everything needed to continue exactly: written to a temp file, then renamed (atomic)."""
+        if resume_path is None or not acc.is_main_process:
+            return
+        state = {
+            "params": {k: p.detach().cpu() for k, p in trainable}, "optimizer": optimizer.state_dict(),
+            "scheduler": scheduler.state_dict(), "generator": gen.get_state(), "rng": _get_rng_states(),
+            "best_state": best_state, "bad_evals": bad_evals, "finished": finished,
+            "result": {k: getattr(result, k) for k in ("steps", "epochs", "best_score", "best_step", "history")},
+        }
+        resume_path.parent.mkdir(parents=True, exist_ok=True)
+        tmp = resume_path.with_suffix(".tmp")
+        torch.save(state, tmp)
+        os.replace(tmp, resume_path)
 
     def evaluate_now(epoch: int) -> bool:
         """Dev evaluation; returns True when early stopping says stop."""
@@ -121,7 +159,7 @@ def train(
 
     model.train()
     stop = False
-    for epoch in range(1, cfg.epochs + 1):
+    for epoch in range(first_epoch, cfg.epochs + 1):
         for batch_pos in train_batches(n, cfg.batch_size, gen):
             feats = [data.features[i] for i in batch_pos]
             count = sum(sum(x != IGNORE for x in f.label) for f in feats) if token_task else len(feats)
@@ -157,6 +195,7 @@ def train(
         result.epochs = epoch
         if not stop and not cfg.eval_every and evaluate_now(epoch):
             stop = True
+        checkpoint(finished=stop or epoch == cfg.epochs)
         if stop:
             result.stopped_early = result.steps < total
             break
@@ -166,3 +205,18 @@ def train(
                 p.copy_(best_state[k].to(p.device))
     result.seconds = time.perf_counter() - start
     return result
+
+
+def _get_rng_states() -> dict:
+    states = {"python": random.getstate(), "numpy": np.random.get_state(), "torch": torch.get_rng_state()}
+    if torch.cuda.is_available():
+        states["cuda"] = torch.cuda.get_rng_state_all()
+    return states
+
+
+def _set_rng_states(states: dict) -> None:
+    random.setstate(states["python"])
+    np.random.set_state(states["numpy"])
+    torch.set_rng_state(states["torch"])
+    if "cuda" in states and torch.cuda.is_available():
+        torch.cuda.set_rng_state_all(states["cuda"])

@@ -1,0 +1,162 @@
+"""Sweeps: a grid of config overrides expanded into runs, each keyed by the hash of its resolved config and seed.
+
+Finished runs (already in the store) are skipped, so a killed sweep is resumed by running it again; each run is
+written in one transaction, so nothing is half-written or counted twice. ``workers > 1`` runs cells in parallel
+processes (`xltune run` subprocesses), one GPU each when several are visible.
+"""
+
+from __future__ import annotations
+
+import itertools
+import os
+import subprocess
+import sys
+import time
+from dataclasses import dataclass
+from pathlib import Path
+
+import yaml
+
+from .config import ExperimentConfig, load_config, resolve_paths
+from .errors import XLTuneError
+from .store import Store
+
+
+@dataclass
+class Cell:
+    overrides: list[str]  # --set items, seeds last
+    config: ExperimentConfig
+    seed: int
+    run_id: str
+    done: bool = False
+
+    def label(self) -> str:
+        return " ".join(self.overrides)
+
+
+def parse_grid(items: list[str]) -> list[tuple[str, list]]:
+    """``key=v1,v2`` -> (key, [v1, v2]) with values parsed as YAML (numbers, booleans, names)."""
+    grid = []
+    for item in items:
+        if "=" not in item:
+            raise XLTuneError(f"--grid expects key=v1,v2,..., got {item!r}")
+        key, raw = item.split("=", 1)
+        values = [yaml.safe_load(v) for v in raw.split(",") if v.strip()]
+        if not values:
+            raise XLTuneError(f"--grid {key}: no values")
+        grid.append((key.strip(), values))
+    return grid
+
+
+def expand(config_path: str | Path, grid_items: list[str], overrides: list[str] | None = None) -> list[Cell]:
+    """Every combination of the grid, one cell per (combination, seed)."""
+    overrides = list(overrides or [])
+    grid = parse_grid(grid_items)
+    seed_values = None
+    for key, values in grid:
+        if key == "seeds":
+            seed_values = [int(v) for v in values]
+    grid = [(k, v) for k, v in grid if k != "seeds"]
+    cells = []
+    keys = [k for k, _ in grid]
+    for combo in itertools.product(*[v for _, v in grid]) if grid else [()]:
+        sets = overrides + [f"{k}={_fmt(v)}" for k, v in zip(keys, combo)]
+        base = load_config(config_path, sets)
+        for seed in seed_values or base.seeds:
+            cfg = load_config(config_path, sets + [f"seeds=[{seed}]"])
+            cfg = resolve_paths(cfg)
+            cells.append(Cell(sets + [f"seeds=[{seed}]"], cfg, seed, cfg.run_key(seed)))
+    ids = [c.run_id for c in cells]
+    if len(set(ids)) != len(ids):
+        raise XLTuneError("the grid produces the same run twice (a grid key that does not change the config?)")
+    return cells
+
+
+def mark_done(cells: list[Cell]) -> None:
+    by_store: dict[str, list[Cell]] = {}
+    for c in cells:
+        by_store.setdefault(c.config.store, []).append(c)
+    for path, group in by_store.items():
+        if not Path(path).exists():
+            continue
+        with Store(path) as s:
+            for c in group:
+                c.done = s.has_run(c.run_id)
+
+
+def run_sweep(config_path: str | Path, grid_items: list[str], *, overrides: list[str] | None = None,
+              workers: int = 1, dry_run: bool = False, log=print) -> list[Cell]:
+    cells = expand(config_path, grid_items, overrides)
+    mark_done(cells)
+    todo = [c for c in cells if not c.done]
+    log(f"sweep: {len(cells)} runs, {len(cells) - len(todo)} already in the store, {len(todo)} to run")
+    if dry_run:
+        for i, c in enumerate(cells):
+            log(f"  {i:>4}  {'done   ' if c.done else 'pending'}  {c.run_id}  {c.label()}")
+        return cells
+    if workers <= 1:
+        from .api import run_experiment
+
+        for i, c in enumerate(todo):
+            log(f"sweep: [{i + 1}/{len(todo)}] {c.label()}")
+            run_experiment(c.config, log=log)
+            c.done = True
+        return cells
+    _run_parallel(config_path, todo, workers, log)
+    mark_done(cells)
+    missing = [c for c in cells if not c.done]
+    if missing:
+        raise XLTuneError(f"sweep: {len(missing)} run(s) failed; rerun the sweep to retry them "
+                          f"(first: {missing[0].label()})")
+    return cells
+
+
+def _run_parallel(config_path, todo: list[Cell], workers: int, log) -> None:
+    gpus = _visible_gpus()
+    queue = list(enumerate(todo))
+    running: list[tuple[subprocess.Popen, Cell, str | None]] = []
+    failed = 0
+    while queue or running:
+        while queue and len(running) < workers:
+            i, c = queue.pop(0)
+            busy = {g for _, _, g in running}
+            gpu = next((g for g in gpus if g not in busy), None)
+            env = dict(os.environ)
+            if gpu is not None:
+                env["CUDA_VISIBLE_DEVICES"] = gpu
+            cmd = [sys.executable, "-m", "xltune.cli", "run", str(config_path)]
+            for o in c.overrides:
+                cmd += ["--set", o]
+            log(f"sweep: start [{i + 1}/{len(todo)}] {c.label()}" + (f" on GPU {gpu}" if gpu else ""))
+            running.append((subprocess.Popen(cmd, env=env, stdout=subprocess.DEVNULL), c, gpu))
+        time.sleep(0.2)
+        for item in list(running):
+            p, c, _ = item
+            if p.poll() is not None:
+                running.remove(item)
+                if p.returncode != 0:
+                    failed += 1
+                    log(f"sweep: FAILED ({p.returncode}) {c.label()}")
+    if failed:
+        log(f"sweep: {failed} run(s) failed")
+
+
+def _visible_gpus() -> list[str]:
+    try:
+        import torch
+
+        n = torch.cuda.device_count()
+    except Exception:  # noqa: BLE001 - no CUDA is the common case
+        n = 0
+    env = os.environ.get("CUDA_VISIBLE_DEVICES")
+    if env:
+        return [g.strip() for g in env.split(",") if g.strip()][: n or None]
+    return [str(i) for i in range(n)]
+
+
+def _fmt(v) -> str:
+    if isinstance(v, list):
+        return "[" + ", ".join(_fmt(x) for x in v) + "]"
+    if isinstance(v, bool):
+        return "true" if v else "false"
+    return str(v)
