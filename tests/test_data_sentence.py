@@ -229,3 +229,14 @@ def test_hub_unreachable_is_a_clear_error(monkeypatch):
     spec = resolve_task(TaskConfig(name="xnli"))
     with pytest.raises(XLTuneError, match="hub is not reachable.*task.data_dir"):
         load_examples(spec, None, "dev", "en")
+
+
+def test_real_pawsx_labelled_test_files_with_header(shared_data):
+    # hf_labeled/ has a header (id, sentence1, sentence2, label): detected although PAWS-X files are header-less.
+    d = shared_data / "pawsx"
+    spec = resolve_task(TaskConfig(name="pawsx", data_dir=str(d), file_pattern="hf_labeled/{lang}_{split}.tsv",
+                                   languages=["zh", "de"]))
+    zh = load_examples(spec, d, "test", "zh")
+    assert Counter(spec.labels[e.label] for e in zh) == {"not_paraphrase": 1106, "paraphrase": 894}
+    plain = load_examples(resolve_task(TaskConfig(name="pawsx", data_dir=str(d))), d, "test", "zh", labelled=False)
+    assert len(plain) == len(zh) == 2000

@@ -107,9 +107,11 @@ def read_tsv(spec: TaskSpec, path: Path, split: str, lang: str, labelled: bool =
     if not rows:
         raise _empty(path)
     first = rows[0][1].split("\t")
-    if spec.columns is None or first == list(spec.columns):
+    named = {c.strip() for c in first}
+    # A header row is also accepted in header-less tasks (e.g. PAWS-X's hf_labeled files: id, sentence1, ...).
+    if spec.columns is None or {*spec.text_columns, spec.label_column} <= named:
         header_line = rows[0][0]
-        columns, rows = [c.strip() for c in first], rows[1:]  # a header row (also accepted in header-less tasks)
+        columns, rows = [c.strip() for c in first], rows[1:]
         for need in (*spec.text_columns, *([spec.label_column] if labelled else [])):
             if need not in columns:
                 if need == spec.label_column:
