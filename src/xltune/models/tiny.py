@@ -42,6 +42,7 @@ def train_tokenizer(lines: list[str], arch: str, vocab_size: int):
     trainer = trainers.UnigramTrainer(vocab_size=vocab_size, special_tokens=specials, unk_token="<unk>",
                                       shrinking_factor=0.75, max_piece_length=8, show_progress=False)
     tok.train_from_iterator(lines, trainer=trainer)
+    tok.model = _sorted_unigram(tok, specials)
     ids = {s: tok.token_to_id(s) for s in specials}
     if arch == "xglm":  # XGLMTokenizer prepends </s> (fairseq's document separator)
         tok.post_processor = processors.TemplateProcessing(
@@ -51,6 +52,26 @@ def train_tokenizer(lines: list[str], arch: str, vocab_size: int):
             single="<s> $A </s>", pair="<s> $A </s> </s> $B </s>",
             special_tokens=[("<s>", ids["<s>"]), ("</s>", ids["</s>"])])
     return tok
+
+
+def _sorted_unigram(tok, specials: list[str]):
+    """The trained Unigram in a canonical order. The trainer appends characters it must cover with scores that
+    step down by a tiny delta in hash-set order, so their ids (and so the model) differ between runs: we give
+    that tail alphabetical order over the same scores. Scores also vary in the last digits: keep 6 decimals."""
+    import json
+
+    from tokenizers import models
+
+    vocab = [(p, round(s, 6)) for p, s in json.loads(tok.to_str())["model"]["vocab"]]
+    head = sorted((ps for ps in vocab if ps[0] in specials), key=lambda ps: specials.index(ps[0]))
+    rest = sorted((ps for ps in vocab if ps[0] not in specials), key=lambda ps: (-ps[1], ps[0]))
+    tail = len(rest) - 1
+    while tail > 0 and rest[tail - 1][1] - rest[tail][1] < 1e-3:
+        tail -= 1
+    if rest:
+        chars = sorted(p for p, _ in rest[tail:])
+        rest[tail:] = list(zip(chars, [s for _, s in rest[tail:]]))
+    return models.Unigram(head + rest, unk_id=specials.index("<unk>"), byte_fallback=False)
 
 
 def _model_config(arch: str, vocab: int, hidden: int, layers: int, heads: int):
