@@ -134,6 +134,10 @@ def _run_seed(prep: Prepared, seed: int, run_id: str, store: Store, force: bool,
 
     cfg, spec = prep.cfg, prep.spec
     token_task = spec.kind == "token"
+    if cfg.method.name == "in_context":  # nothing trains: demonstrations + verbalizer head (xltune.icl)
+        from .icl import run_in_context
+
+        return run_in_context(prep, seed, run_id, store, force, log)
     log(f"== seed {seed}  run {run_id}  {cfg.method.name} on {spec.name} "
         f"({','.join(prep.sources)} -> {len(prep.targets)} languages)")
     acc = Accelerator(mixed_precision=resolve_mixed_precision(cfg.train.mixed_precision))
@@ -150,10 +154,18 @@ def _run_seed(prep: Prepared, seed: int, run_id: str, store: Store, force: bool,
     tok = backbone.tokenizer
     padding_side = tok.padding_side if cfg.model.padding_side == "auto" else cfg.model.padding_side
     model = build_model(backbone, cfg.method, spec.kind, len(spec.labels), cfg.model).to(acc.device)
+    if cfg.model.head == "verbalizer":  # label words scored by the LM head (xltune.models.verbalizer)
+        from .models.verbalizer import encode_verbalized, verbalizer_model
+        from .templates import load_templates
+
+        templates = load_templates(spec, cfg.task.template)
+        model = verbalizer_model(model, backbone, templates, padding_side)
     trainable, total = model.count_parameters()
     log(f"   trainable parameters: {trainable:,} of {total:,} ({100 * trainable / total:.4f} %)")
 
     def encode(examples) -> Encoded:
+        if cfg.model.head == "verbalizer":
+            return encode_verbalized(examples, tok, templates, cfg.model.max_length)
         if token_task:
             return encode_tokens(examples, tok, cfg.model.max_length, cfg.task.label_alignment)
         return encode_sentences(examples, tok, cfg.model.max_length)
@@ -182,11 +194,17 @@ def _run_seed(prep: Prepared, seed: int, run_id: str, store: Store, force: bool,
     train_enc = encode(shots)
     if train_enc.truncated:
         log(f"   note: {train_enc.truncated} training example(s) truncated to {cfg.model.max_length} tokens")
+    from .objectives.compose import build_extra_loss
+
+    extra_loss, objective_info = build_extra_loss(
+        cfg, spec, shots, encode, lambda split, lang, **kw: load_examples(spec, cfg.task.data_dir, split, lang, **kw),
+        model, tokenizer=tok, pad_id=backbone.pad_token_id, padding_side=padding_side, seed=seed, log=log)
     resume = Path(cfg.output_dir) / run_id / "resume.pt"
     if force:
         resume.unlink(missing_ok=True)  # --force redoes the run from scratch
     tres = train(model, train_enc, cfg.train, seed=seed, token_task=token_task, pad_id=backbone.pad_token_id,
-                 padding_side=padding_side, accelerator=acc, dev_score=dev_score, resume_path=resume, log=log)
+                 padding_side=padding_side, accelerator=acc, dev_score=dev_score, extra_loss=extra_loss,
+                 resume_path=resume, log=log)
     log(f"   trained {tres.steps} steps in {tres.seconds:.1f} s"
         + (f"; best dev {100 * tres.best_score:.2f}% at step {tres.best_step}" if tres.best_score is not None else ""))
 
@@ -219,7 +237,7 @@ def _run_seed(prep: Prepared, seed: int, run_id: str, store: Store, force: bool,
                              "best_step": tres.best_step, "stopped_early": tres.stopped_early,
                              "history": tres.history},
                    "truncated": truncated + train_enc.truncated, "windowed": windowed,
-                   "decoder": backbone.is_decoder},
+                   "decoder": backbone.is_decoder, "objective": objective_info},
         )
         store.write_run(rec, replace=force)
         resume.unlink(missing_ok=True)  # the run is stored: nothing left to resume

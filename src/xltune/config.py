@@ -43,6 +43,7 @@ class ModelConfig:
     max_length: int = _f(256, "longest input in tokens (prompt/prefix tokens excluded); longer inputs are an error for sentence tasks, windowed for token tasks")
     gradient_checkpointing: bool = _f(False, "recompute activations in backward to save memory (works with deep prompts)")
     head_dropout: float = _f(0.1, "dropout before the task head")
+    head: str = _f("classifier", "classifier (linear head on the pooled state) | verbalizer (decoders: label words scored by the LM head, see docs/baselines.md)")
 
     def __post_init__(self) -> None:
         _choice("model.kind", self.kind, ("auto", "decoder", "encoder"))
@@ -52,6 +53,7 @@ class ModelConfig:
         _choice("model.padding_side", self.padding_side, ("auto", "left", "right"))
         _positive("model.max_length", self.max_length)
         _unit("model.head_dropout", self.head_dropout)
+        _choice("model.head", self.head, ("classifier", "verbalizer"))
 
 
 @dataclass
@@ -66,6 +68,7 @@ class MethodConfig:
     lora_alpha: int = _f(16, "lora: scaling alpha")
     lora_dropout: float = _f(0.1, "lora: dropout")
     lora_target_modules: list[str] = _f([], "lora: module names to adapt (empty: peft's default for the architecture)")
+    demonstrations: str = _f("source", "in_context: source (the same source-language demonstrations everywhere) | translated (same indices of each target language's file)")
 
     def __post_init__(self) -> None:
         _positive("method.prefix_length", self.prefix_length)
@@ -74,6 +77,7 @@ class MethodConfig:
         _choice("method.prompt_init", self.prompt_init, ("random", "vocab"))
         _positive("method.lora_r", self.lora_r)
         _unit("method.lora_dropout", self.lora_dropout)
+        _choice("method.demonstrations", self.demonstrations, ("source", "translated"))
 
 
 @dataclass
@@ -93,6 +97,7 @@ class TaskConfig:
     tag_column: int | None = _f(None, "CoNLL: 0-based column of the tag (-1: last)")
     separator: str | None = _f(None, "CoNLL: column separator (default: any whitespace)")
     label_alignment: str = _f("first", "tagging: label the first sub-word of each word (first) or all sub-words (all)")
+    template: str | None = _f(None, "verbalizer / in_context: a template YAML file or a shipped name (null: the task's own, e.g. xnli = the lm-evaluation-harness prompt)")
 
 
 @dataclass
@@ -127,7 +132,7 @@ class TrainConfig:
     def __post_init__(self) -> None:
         if isinstance(self.shots, str) and self.shots != "all":
             raise XLTuneError(f"train.shots must be a positive integer or 'all', got {self.shots!r}")
-        if isinstance(self.shots, int) and self.shots <= 0:
+        if isinstance(self.shots, int) and self.shots < 0:  # 0 only for in_context (checked in ExperimentConfig)
             raise XLTuneError(f"train.shots must be a positive integer or 'all', got {self.shots}")
         if not self.languages:
             raise XLTuneError("train.languages must name at least one source language")
@@ -163,9 +168,11 @@ class ObjectiveConfig:
     temperature: float = _f(0.1, "temperature of both contrastive losses")
     translation_languages: list[str] = _f([], "languages whose line-aligned translations of the shots are used for translation contrast")
     exclude_o: bool = _f(True, "tagging: leave 'O' tokens out of the label contrast")
+    parallel_file: str | None = _f(None, "TSV source<TAB>translation[<TAB>...] whose source column equals a shot's text (pair tasks: segments joined by ' ||| '; tagging: words joined by spaces): more translations of the shots")
+    projected_ce: float = _f(1.0, "tagging with translations: weight of cross-entropy on translations labelled by tag projection (translate-train)")
 
     def __post_init__(self) -> None:
-        if self.translation_contrast < 0 or self.label_contrast < 0:
+        if self.translation_contrast < 0 or self.label_contrast < 0 or self.projected_ce < 0:
             raise XLTuneError("objective weights must be >= 0")
         if self.temperature <= 0:
             raise XLTuneError(f"objective.temperature must be > 0, got {self.temperature}")
@@ -194,6 +201,8 @@ class ExperimentConfig:
             raise XLTuneError("seeds must list at least one seed")
         if not self.model.name_or_path:
             raise XLTuneError("model.name_or_path is required (a hub id or a local model directory)")
+        if self.train.shots == 0 and self.method.name != "in_context":
+            raise XLTuneError("train.shots must be a positive integer or 'all' (0 only with method in_context), got 0")
 
     # -- (de)serialisation -------------------------------------------------------------------------------------
     @classmethod
@@ -268,6 +277,10 @@ def resolve_paths(cfg: ExperimentConfig, base: Path | None = None) -> Experiment
 
     if cfg.task.data_dir:
         cfg.task.data_dir = absolute(cfg.task.data_dir)
+    if cfg.task.template and ("/" in cfg.task.template or cfg.task.template.endswith((".yaml", ".yml"))):
+        cfg.task.template = absolute(cfg.task.template)  # a file; a bare name is a shipped template
+    if cfg.objective.parallel_file:
+        cfg.objective.parallel_file = absolute(cfg.objective.parallel_file)
     mp = Path(cfg.model.name_or_path).expanduser()
     if mp.is_absolute() or (base / mp).exists() or cfg.model.name_or_path.startswith((".", "~")):
         cfg.model.name_or_path = absolute(cfg.model.name_or_path)
