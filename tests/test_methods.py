@@ -23,7 +23,7 @@ DECLARED = {
 
 
 def test_registry_has_all_methods():
-    assert METHODS.names() == ["deep_prompt", "finetune", "lora", "prompt"]
+    assert {"deep_prompt", "finetune", "lora", "prompt"} <= set(METHODS.names())
     with pytest.raises(XLTuneError, match="deep_prompt"):
         METHODS.get("deep_promt")
 
@@ -90,3 +90,19 @@ def test_lora_target_modules_override(tiny_xglm_dir):
     with pytest.raises(XLTuneError, match="lora"):
         build_model(load_backbone(model_cfg), MethodConfig(name="lora", lora_target_modules=["nope"]), "sequence",
                     3, model_cfg)
+
+
+def test_params_command(capsys):
+    import argparse
+
+    from xltune.commands import params
+
+    parser = argparse.ArgumentParser()
+    params.add_parser(parser.add_subparsers())
+    args = parser.parse_args(["params", "--model-config", "xglm-564M", "--method", "deep_prompt",
+                              "--set", "method.prefix_length=15"])
+    assert args.func(args) == 0
+    out = capsys.readouterr().out
+    assert f"{24 * 2 * 15 * 1024 + 3075:,}" in out and "0.1310" in out
+    with pytest.raises(XLTuneError, match="prefix_length"):
+        params.method_config("deep_prompt", ["method.prefix_lenght=15"])
