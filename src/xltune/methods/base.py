@@ -51,6 +51,6 @@ def transfer_model(backbone: Backbone, model_cfg: ModelConfig, task_kind: str, n
 def build_model(backbone: Backbone, method_cfg: MethodConfig, task_kind: str, num_labels: int,
                 model_cfg: ModelConfig) -> TransferModel:
     """Look up ``method_cfg.name`` in :data:`METHODS` and build its model."""
-    from . import deep_prompt, finetune, lora, prompt  # noqa: F401  (registration)
+    from . import deep_prompt, finetune, in_context, lora, prompt  # noqa: F401  (registration)
 
     return METHODS.get(method_cfg.name, "method.name")(backbone, method_cfg, task_kind, num_labels, model_cfg)
