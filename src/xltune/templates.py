@@ -107,7 +107,9 @@ def parse_templates(data: dict, spec: TaskSpec, source: str = "templates") -> Te
     extra = sorted(set(data) - known)
     if extra:
         raise XLTuneError(f"{source}: unknown key(s) {extra}; expected {sorted(known)}")
-    scoring = data.get("scoring", "slot")
+    template = data.get("template")
+    # not given: slot scoring when the template ends with the slot, whole otherwise
+    scoring = data.get("scoring") or ("slot" if isinstance(template, str) and template.endswith(SLOT) else "whole")
     if scoring not in SCORINGS:
         raise XLTuneError(f"{source}: scoring must be one of {SCORINGS}, got {scoring!r}")
     fields = tuple(spec.text_columns) or tuple(f"text{i + 1}" for i in range(2))
