@@ -231,3 +231,25 @@ def test_real_xnli_deep_prompt_tcl_lcl(shared_data, tmp_path):
         assert run["extra"]["objective"]["pairs"] == {"de": 48, "sw": 48, "zh": 48}
         rows = s.metrics(metric="accuracy")
         assert {r["lang"] for r in rows} == {"en", "de", "sw", "zh"} and all(r["n"] == 50 for r in rows)
+
+
+def test_parallel_tsv_translations_keyed_by_shot_text(tiny_xglm_dir, xnli_dir, tmp_path):
+    """objective.parallel_file: rows whose source equals a shot's 'premise ||| hypothesis' give its translations."""
+    en = (xnli_dir / "dev-en.tsv").read_text(encoding="utf-8").splitlines()[1:]
+    de = (xnli_dir / "dev-de.tsv").read_text(encoding="utf-8").splitlines()[1:]
+    rows = [f"{e.split(chr(9))[0]} ||| {e.split(chr(9))[1]}\t{d.split(chr(9))[0]} ||| {d.split(chr(9))[1]}"
+            for e, d in zip(en, de)]
+    tsv = tmp_path / "pairs.tsv"
+    tsv.write_text("\n".join(rows) + "\n", encoding="utf-8")
+    cfg = config(tiny_xglm_dir, xnli_dir, tmp_path, **{"objective.translation_languages": "[]",
+                                                        "objective.parallel_file": str(tsv)})
+    run_experiment(cfg, **QUIET)
+    with Store(tmp_path / "results.sqlite") as s:
+        info = s.runs()[0]["extra"]["objective"]
+        assert info["pairs"] == {"tsv1": 12} and info["translation_sources"] == ["tsv1"]
+    bad = tmp_path / "bad.tsv"
+    bad.write_text("\n".join(r.rsplit(" ||| ", 1)[0] for r in rows) + "\n", encoding="utf-8")  # de: 1 segment
+    cfg = config(tiny_xglm_dir, xnli_dir, tmp_path / "b", **{"objective.translation_languages": "[]",
+                                                              "objective.parallel_file": str(bad)})
+    with pytest.raises(XLTuneError, match=r"bad.tsv:\d+: column 2 has 1 segment"):
+        run_experiment(cfg, **QUIET)
