@@ -1,0 +1,186 @@
+"""Tokenizer training and causal-LM pretraining of a tiny XGLM on the synthetic corpus; the cached
+world + model builder; and a frozen-feature NLI probe that checks the world actually transfers.
+"""
+
+from __future__ import annotations
+
+import dataclasses
+import hashlib
+import json
+import os
+import random
+import shutil
+import time
+from dataclasses import dataclass
+from pathlib import Path
+
+import torch
+
+from ...errors import XLTuneError
+from .world import World, WorldConfig, build_world
+
+SPECIALS = ("<s>", "</s>", "<pad>", "<unk>")
+
+
+@dataclass
+class PretrainConfig:
+    vocab_size: int = 700  # small on purpose: frequent (high-resource) words get merged, rare ones stay split
+    d_model: int = 128
+    layers: int = 2
+    heads: int = 4
+    ffn_dim: int = 256
+    seq_len: int = 128
+    batch_size: int = 32
+    steps: int = 400
+    lr: float = 3e-3
+    warmup: int = 30
+    threads: int = 2
+    seed: int = 0
+
+    def __post_init__(self) -> None:
+        for f in dataclasses.fields(self):
+            v = getattr(self, f.name)
+            if f.name not in ("seed", "warmup") and v <= 0:
+                raise XLTuneError(f"PretrainConfig.{f.name} must be > 0, got {v}")
+        if self.d_model % self.heads:
+            raise XLTuneError(f"PretrainConfig: d_model ({self.d_model}) must be a multiple of heads ({self.heads})")
+
+
+# -- tokenizer -----------------------------------------------------------------------------------------------------
+def train_tokenizer(corpus_files: list[Path], vocab_size: int, out_dir: Path):
+    """BPE over whitespace-split words (Metaspace, as SentencePiece tokenizers of XGLM/XLM-R do), trained on the
+    corpus as is, so each language's share of merges follows its share of the corpus."""
+    from tokenizers import Tokenizer, decoders, models, pre_tokenizers, processors, trainers
+    from transformers import PreTrainedTokenizerFast
+
+    tok = Tokenizer(models.BPE(unk_token="<unk>"))
+    tok.pre_tokenizer = pre_tokenizers.Metaspace()
+    tok.decoder = decoders.Metaspace()
+    trainer = trainers.BpeTrainer(vocab_size=vocab_size, special_tokens=list(SPECIALS), show_progress=False)
+    tok.train([str(p) for p in corpus_files], trainer)
+    bos = tok.token_to_id("<s>")
+    # Pairs are plain concatenation: the corpus's QA passages are premise + hypothesis without a separator.
+    tok.post_processor = processors.TemplateProcessing(single="<s> $A", pair="<s> $A $B:1", special_tokens=[("<s>", bos)])
+    fast = PreTrainedTokenizerFast(tokenizer_object=tok, bos_token="<s>", eos_token="</s>", pad_token="<pad>",
+                                   unk_token="<unk>", padding_side="left")
+    fast.save_pretrained(out_dir)
+    return fast
+
+
+def fertility(tokenizer, lines: list[str]) -> float:
+    """Sub-word tokens per whitespace word."""
+    words = sum(len(l.split()) for l in lines)
+    toks = sum(len(tokenizer(l, add_special_tokens=False)["input_ids"]) for l in lines)
+    return toks / max(words, 1)
+
+
+# -- pretraining ---------------------------------------------------------------------------------------------------
+def _blocks(tokenizer, world: World, seq_len: int, rng: random.Random) -> torch.Tensor:
+    docs = [l for p in world.corpus.values() for l in p.read_text(encoding="utf-8").splitlines() if l]
+    rng.shuffle(docs)
+    ids = tokenizer(docs, add_special_tokens=False)["input_ids"]
+    bos, eos = tokenizer.bos_token_id, tokenizer.eos_token_id
+    stream = [t for d in ids for t in (bos, *d, eos)]
+    n = len(stream) // seq_len
+    return torch.tensor(stream[: n * seq_len]).view(n, seq_len)
+
+
+def pretrain(world: World, out_dir: str | Path, steps: int | None = None, cfg: PretrainConfig | None = None,
+             log=None) -> Path:
+    """Train the tokenizer and a tiny XGLMForCausalLM on the world's corpus; save both to ``out_dir``."""
+    from transformers import XGLMConfig, XGLMForCausalLM
+
+    cfg = cfg or PretrainConfig()
+    if steps is not None:
+        cfg = dataclasses.replace(cfg, steps=steps)
+    out = Path(out_dir)
+    out.mkdir(parents=True, exist_ok=True)
+    threads = torch.get_num_threads()
+    torch.set_num_threads(cfg.threads)
+    try:
+        t0 = time.perf_counter()
+        tok = train_tokenizer(list(world.corpus.values()), cfg.vocab_size, out)
+        t1 = time.perf_counter()
+        torch.manual_seed(cfg.seed)
+        data = _blocks(tok, world, cfg.seq_len, random.Random(cfg.seed))
+        mcfg = XGLMConfig(vocab_size=len(tok), d_model=cfg.d_model, num_layers=cfg.layers, attention_heads=cfg.heads,
+                          ffn_dim=cfg.ffn_dim, max_position_embeddings=cfg.seq_len * 2, dropout=0.0,
+                          attention_dropout=0.0, activation_dropout=0.0, layerdrop=0.0,
+                          pad_token_id=tok.pad_token_id, bos_token_id=tok.bos_token_id, eos_token_id=tok.eos_token_id,
+                          decoder_start_token_id=tok.eos_token_id)
+        model = XGLMForCausalLM(mcfg)
+        opt = torch.optim.AdamW(model.parameters(), lr=cfg.lr, weight_decay=0.01, betas=(0.9, 0.98))
+        sched = torch.optim.lr_scheduler.LambdaLR(opt, lambda s: min(1.0, (s + 1) / max(cfg.warmup, 1))
+                                                  * max(0.05, 1 - s / cfg.steps))
+        g = torch.Generator().manual_seed(cfg.seed)
+        model.train()
+        losses = []
+        for step in range(cfg.steps):
+            batch = data[torch.randint(len(data), (cfg.batch_size,), generator=g)]
+            loss = model(input_ids=batch, labels=batch).loss
+            loss.backward()
+            torch.nn.utils.clip_grad_norm_(model.parameters(), 1.0)
+            opt.step()
+            sched.step()
+            opt.zero_grad(set_to_none=True)
+            losses.append(loss.item())
+            if log and (step % 50 == 0 or step == cfg.steps - 1):
+                log(f"step {step} loss {sum(losses[-50:]) / len(losses[-50:]):.3f}")
+        model.eval()
+        model.save_pretrained(out)
+        t2 = time.perf_counter()
+        info = {"tokenizer_s": t1 - t0, "pretrain_s": t2 - t1, "final_loss": sum(losses[-20:]) / len(losses[-20:]),
+                "blocks": len(data), "pretrain_config": dataclasses.asdict(cfg)}
+        (out / "pretrain.json").write_text(json.dumps(info, indent=1), encoding="utf-8")
+    finally:
+        torch.set_num_threads(threads)
+    return out
+
+
+# -- cache -----------------------------------------------------------------------------------------------------------
+def cache_root() -> Path:
+    base = os.environ.get("XDG_CACHE_HOME") or os.path.join(os.path.expanduser("~"), ".cache")
+    return Path(base) / "xltune" / "synthetic"
+
+
+def ensure_world_and_model(cfg: WorldConfig | None = None, fresh: bool = False,
+                           pretrain_cfg: PretrainConfig | None = None, log=None) -> tuple[Path, Path, dict]:
+    """Build (or reuse from the cache) the world and its pretrained model.
+
+    Returns ``(data_dir, model_dir, facts)``: ``data_dir/nli`` and ``data_dir/ner`` hold ``{split}-{lang}.tsv``;
+    ``model_dir`` loads with ``AutoTokenizer``/``AutoModelForCausalLM``; ``facts`` has per-language facts
+    (script, order, morphology, resource share, corpus size, tokenizer fertility), ``timings`` (seconds per
+    stage; ``cached: true`` when nothing was built) and the languages.
+    """
+    cfg = cfg or WorldConfig()
+    pcfg = pretrain_cfg or PretrainConfig()
+    key = hashlib.sha256((cfg.key() + json.dumps(dataclasses.asdict(pcfg), sort_keys=True)).encode()).hexdigest()[:12]
+    final = cache_root() / key
+    done = final / "facts.json"
+    if done.is_file() and not fresh:
+        facts = json.loads(done.read_text(encoding="utf-8"))
+        facts["timings"] = {"cached": True}
+        return final / "data", final / "model", facts
+    # Build beside the final place and rename, so an interrupted build never looks complete.
+    tmp = final.with_name(f"{key}.tmp{os.getpid()}")
+    shutil.rmtree(tmp, ignore_errors=True)
+    t0 = time.perf_counter()
+    world = build_world(cfg, tmp / "data")
+    t1 = time.perf_counter()
+    model_dir = pretrain(world, tmp / "model", cfg=pcfg, log=log)
+    t2 = time.perf_counter()
+    info = json.loads((model_dir / "pretrain.json").read_text(encoding="utf-8"))
+    from transformers import AutoTokenizer
+    tok = AutoTokenizer.from_pretrained(model_dir)
+    langs = {}
+    for code, f in world.facts.items():
+        lines = (tmp / "data" / "nli" / f"test-{code}.tsv").read_text(encoding="utf-8").splitlines()[1:200]
+        langs[code] = dict(f, fertility=round(fertility(tok, [l.split("\t")[0] for l in lines]), 3))
+    facts = {"key": key, "languages": langs, "source": cfg.codes[0], "tasks": ["nli", "ner"],
+             "timings": {"world_s": round(t1 - t0, 2), "tokenizer_s": round(info["tokenizer_s"], 2),
+                         "pretrain_s": round(info["pretrain_s"], 2), "total_s": round(t2 - t0, 2), "cached": False},
+             "final_loss": round(info["final_loss"], 3)}
+    (tmp / "facts.json").write_text(json.dumps(facts, indent=1), encoding="utf-8")
+    shutil.rmtree(final, ignore_errors=True)
+    tmp.rename(final)
+    return final / "data", final / "model", facts
