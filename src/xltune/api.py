@@ -106,6 +106,10 @@ def prepare(cfg: ExperimentConfig) -> Prepared:
 def run_experiment(cfg: ExperimentConfig, *, force: bool = False, log=print) -> list[RunResult]:
     """Run every seed of ``cfg`` that is not yet in its store; returns one :class:`RunResult` per seed."""
     cfg = resolve_paths(copy.deepcopy(cfg))
+    from accelerate import PartialState
+
+    if not PartialState(cpu=not torch.cuda.is_available()).is_main_process:  # under `accelerate launch` / --processes: one process speaks
+        log = _quiet
     with Store(cfg.store) as store:  # opened first: an unwritable store fails before any work
         keys = {seed: cfg.run_key(seed) for seed in cfg.seeds}
         todo = [s for s in cfg.seeds if force or not store.has_run(keys[s])]
@@ -138,10 +142,14 @@ def _run_seed(prep: Prepared, seed: int, run_id: str, store: Store, force: bool,
         from .icl import run_in_context
 
         return run_in_context(prep, seed, run_id, store, force, log)
+    # cpu=True without CUDA: several CPU processes (torchrun / --processes) then join a gloo process group
+    acc = Accelerator(mixed_precision=resolve_mixed_precision(cfg.train.mixed_precision),
+                      cpu=not torch.cuda.is_available())
+    if not acc.is_main_process:
+        log = _quiet  # one process speaks and writes
     log(f"== seed {seed}  run {run_id}  {cfg.method.name} on {spec.name} "
         f"({','.join(prep.sources)} -> {len(prep.targets)} languages)")
-    acc = Accelerator(mixed_precision=resolve_mixed_precision(cfg.train.mixed_precision))
-    set_seed(seed)
+    set_seed(seed)  # the same on every process: identical initialisation of heads and prompts
 
     shots, manifest = [], {"seed": seed, "shots": cfg.train.shots, "languages": {}}
     for lang in prep.sources:
@@ -174,6 +182,22 @@ def _run_seed(prep: Prepared, seed: int, run_id: str, store: Store, force: bool,
     common = dict(batch_size=cfg.eval.batch_size, pad_id=backbone.pad_token_id, padding_side=padding_side,
                   token_task=token_task, device=acc.device, autocast_dtype=amp)
 
+    def predict_all(enc: Encoded) -> list:
+        """Each process predicts its share of the examples; the shares are gathered, so every example is counted
+        once (no duplicated tail, unlike a padded distributed sampler)."""
+        if acc.num_processes == 1:
+            return predict(model, enc, **common)
+        from accelerate.utils import gather_object
+
+        mine = Encoded([f for f in enc.features if f.example % acc.num_processes == acc.process_index],
+                       enc.n_examples)
+        preds = predict(model, mine, **common)
+        pairs = [(i, p) for i, p in enumerate(preds) if i % acc.num_processes == acc.process_index]
+        merged: list = [None] * enc.n_examples
+        for i, p in gather_object(pairs):
+            merged[i] = p
+        return merged
+
     # model selection on the source-language dev split, without the training shots (XNLI has no train split,
     # so shots are drawn from dev: they must not also select the model)
     dev_sets = []
@@ -186,7 +210,7 @@ def _run_seed(prep: Prepared, seed: int, run_id: str, store: Store, force: bool,
     dev_score = None
     if dev_sets:
         def dev_score() -> float:
-            vals = [score(spec, exs, predict(model, enc, **common), "dev", "dev").headline for exs, enc in dev_sets]
+            vals = [score(spec, exs, predict_all(enc), "dev", "dev").headline for exs, enc in dev_sets]
             return float(np.mean(vals))
     elif cfg.train.dev.policy == "source":
         log("   no dev examples left for model selection (all dev examples are training shots): using the last epoch")
@@ -215,7 +239,7 @@ def _run_seed(prep: Prepared, seed: int, run_id: str, store: Store, force: bool,
         enc = encode(exs)
         truncated += enc.truncated
         windowed += enc.windowed
-        results.append(score(spec, exs, predict(model, enc, **common), lang, cfg.eval.split))
+        results.append(score(spec, exs, predict_all(enc), lang, cfg.eval.split))
     eval_seconds = time.perf_counter() - t0
     if truncated:
         log(f"   note: {truncated} evaluation example(s) truncated to {cfg.model.max_length} tokens")
@@ -242,6 +266,10 @@ def _run_seed(prep: Prepared, seed: int, run_id: str, store: Store, force: bool,
         store.write_run(rec, replace=force)
         resume.unlink(missing_ok=True)  # the run is stored: nothing left to resume
     return RunResult(run_id, seed, results, tres)
+
+
+def _quiet(*_args, **_kw) -> None:
+    pass
 
 
 def _save_trainable(model, folder: Path, cfg: ExperimentConfig) -> None:

@@ -1,0 +1,129 @@
+"""Scale and reliability: data-parallel runs equal one process; killed sweeps and runs resume exactly."""
+
+from __future__ import annotations
+
+import os
+import signal
+import subprocess
+import sys
+import time
+from pathlib import Path
+
+import pytest
+
+from test_run import write_xnli_like
+from xltune.store import Store
+
+pytestmark = pytest.mark.slow
+
+
+def write_config(path: Path, model_dir, data_dir, store, out, **extra) -> Path:
+    lines = [
+        f"model: {{name_or_path: {model_dir}, head_dropout: 0.0}}",
+        "method: {name: finetune}",
+        f"task: {{name: xnli, data_dir: {data_dir}}}",
+        "train: {languages: [en], split: dev, shots: 4, epochs: %d, lr: 1.0e-3, batch_size: 6, dev: {patience: %d}}"
+        % (extra.get("epochs", 2), extra.get("patience", 5)),
+        "eval: {split: test, languages: all}",
+        "seeds: [1]",
+        f"store: {store}",
+        f"output_dir: {out}",
+    ]
+    path.write_text("\n".join(lines) + "\n", encoding="utf-8")
+    return path
+
+
+def xltune(*args, **kw) -> subprocess.Popen:
+    env = dict(os.environ, OMP_NUM_THREADS="1", PYTHONUNBUFFERED="1")
+    return subprocess.Popen([sys.executable, "-m", "xltune.cli", *args], env=env, stdout=subprocess.PIPE,
+                            stderr=subprocess.STDOUT, text=True, **kw)
+
+
+def metrics(store) -> dict:
+    with Store(store) as s:
+        return {(r["run_id"], r["lang"]): r["value"] for r in s.metrics(metric="accuracy")}
+
+
+def test_two_processes_give_the_same_accuracy_as_one(tiny_xglm_dir, tmp_path):
+    data = write_xnli_like(tmp_path / "xnli", n_dev=30, n_test=13)  # 13: an odd count, so shards are uneven
+    one = write_config(tmp_path / "one.yaml", tiny_xglm_dir, data, tmp_path / "one.sqlite", tmp_path / "r1")
+    two = write_config(tmp_path / "two.yaml", tiny_xglm_dir, data, tmp_path / "two.sqlite", tmp_path / "r2")
+    p1 = xltune("run", str(one))
+    out1 = p1.communicate(timeout=300)[0]
+    assert p1.returncode == 0, out1
+    p2 = xltune("run", str(two), "--processes", "2")
+    out2 = p2.communicate(timeout=300)[0]
+    assert p2.returncode == 0, out2
+    m1, m2 = metrics(tmp_path / "one.sqlite"), metrics(tmp_path / "two.sqlite")
+    assert len(m1) == 3 and set(m1) == set(m2)  # same run ids: the config hash ignores the process count
+    for k in m1:
+        assert m2[k] == pytest.approx(m1[k], abs=1e-9)
+    with Store(tmp_path / "two.sqlite") as s:
+        (run,) = s.runs()
+        assert len(s.runs()) == 1  # only the main process wrote
+        assert all(len(s.predictions(run["run_id"], lang, "test")) == 13 for lang in ("en", "de", "sw"))
+
+
+def wait_for(pred, timeout=240.0, proc=None):
+    t0 = time.time()
+    while time.time() - t0 < timeout:
+        if pred():
+            return True
+        if proc is not None and proc.poll() is not None:
+            return False
+        time.sleep(0.2)
+    return False
+
+
+def test_sigkilled_sweep_resumes_with_every_run_once(tiny_xglm_dir, tmp_path):
+    data = write_xnli_like(tmp_path / "xnli")
+    grid = ["--grid", "method.name=finetune,deep_prompt", "--grid", "seeds=1,2"]
+    killed = write_config(tmp_path / "k.yaml", tiny_xglm_dir, data, tmp_path / "k.sqlite", tmp_path / "rk")
+    clean = write_config(tmp_path / "c.yaml", tiny_xglm_dir, data, tmp_path / "c.sqlite", tmp_path / "rc")
+
+    p = xltune("sweep", str(killed), *grid)
+    store = tmp_path / "k.sqlite"
+
+    def some_done():
+        return store.exists() and 1 <= len(metrics(store)) // 3 < 4
+
+    assert wait_for(some_done, proc=p), p.communicate()[0] if p.poll() is not None else "timeout"
+    os.kill(p.pid, signal.SIGKILL)
+    p.wait()
+    n_before = len(metrics(store)) // 3
+    assert 1 <= n_before < 4
+
+    p = xltune("sweep", str(killed), *grid)
+    out = p.communicate(timeout=600)[0]
+    assert p.returncode == 0, out
+    assert f"{n_before} already in the store" in out
+
+    p = xltune("sweep", str(clean), *grid)
+    assert p.communicate(timeout=600)[0] is not None and p.returncode == 0
+    resumed, reference = metrics(store), metrics(tmp_path / "c.sqlite")
+    with Store(store) as s:
+        ids = [r["run_id"] for r in s.runs()]
+    assert len(ids) == len(set(ids)) == 4  # every run exactly once
+    assert resumed == reference  # same run ids (config hashes) and the same metrics
+
+
+def test_run_killed_mid_training_resumes_from_its_checkpoint(tiny_xglm_dir, tmp_path):
+    data = write_xnli_like(tmp_path / "xnli", n_dev=60)
+    # no early stopping and many epochs: the kill lands mid-training
+    kw = dict(epochs=200, patience=0)
+    cfg = write_config(tmp_path / "k.yaml", tiny_xglm_dir, data, tmp_path / "k.sqlite", tmp_path / "rk", **kw)
+    ref = write_config(tmp_path / "c.yaml", tiny_xglm_dir, data, tmp_path / "c.sqlite", tmp_path / "rc", **kw)
+    p = xltune("run", str(cfg))
+    ckpts = lambda: list((tmp_path / "rk").glob("*/resume.pt"))  # noqa: E731
+    assert wait_for(lambda: bool(ckpts()), proc=p)
+    os.kill(p.pid, signal.SIGKILL)
+    p.wait()
+    assert not (tmp_path / "k.sqlite").exists() or not metrics(tmp_path / "k.sqlite")  # nothing half-written
+    p = xltune("run", str(cfg))
+    out = p.communicate(timeout=600)[0]
+    assert p.returncode == 0, out
+    assert "resumed from" in out
+    p = xltune("run", str(ref))
+    assert p.communicate(timeout=600)[0] is not None and p.returncode == 0
+    assert metrics(tmp_path / "k.sqlite") == metrics(tmp_path / "c.sqlite")
+    assert not ckpts()  # the resume checkpoint is removed once the run is stored
