@@ -204,6 +204,7 @@ def test_ner_with_projected_labels_completes(tiny_xlmr_dir, tmp_path):
 
 
 @pytest.mark.slow
+@pytest.mark.shared
 def test_real_xnli_deep_prompt_tcl_lcl(shared_data, tmp_path):
     from xltune.models.tiny import make_tiny_model
 
