@@ -114,7 +114,7 @@ def encode_verbalized(examples: Sequence[SentenceExample], tokenizer, templates:
     wholes = [c + k for c, f in zip(contexts, filled) for k in f.continuations]
     whole_ids = tokenizer(wholes, add_special_tokens=False)["input_ids"]
     start = prefix_token_id(tokenizer)
-    feats, too_long, longest = [], [], 0
+    feats, too_long, tied, longest = [], [], [], 0
     for i, (e, ctx) in enumerate(zip(examples, ctx_ids)):
         ctx = list(ctx) or [start]
         conts = []
@@ -128,7 +128,9 @@ def encode_verbalized(examples: Sequence[SentenceExample], tokenizer, templates:
                 raise XLTuneError(f"{e.id}: the continuation {k!r} of label {j} tokenizes to nothing")
             conts.append(list(cont))
         if len({tuple(c) for c in conts}) < len(conts):
-            raise XLTuneError(f"{e.id}: two labels give the same tokens after the slot; use distinct label words")
+            if tokenizer.unk_token_id is None or not any(tokenizer.unk_token_id in c for c in conts):
+                raise XLTuneError(f"{e.id}: two labels give the same tokens after the slot; use distinct label words")
+            tied.append(e.id)  # the tokenizer cannot spell this language's label words: their scores tie
         need = len(ctx) + max(len(c) for c in conts) - 1  # the last token is only predicted, never fed
         longest = max(longest, need)
         if need > limit:
@@ -139,6 +141,9 @@ def encode_verbalized(examples: Sequence[SentenceExample], tokenizer, templates:
         raise XLTuneError(f"{len(too_long)} of {len(examples)} examples (first: {too_long[0]}) need more than "
                           f"{limit} tokens ({what}; longest {longest}); raise the limit or use fewer/shorter "
                           f"demonstrations")
+    if tied:
+        log.warning("%d of %d examples (first: %s): label words become the same unknown tokens for this tokenizer; "
+                    "their scores tie (the first label wins)", len(tied), len(examples), tied[0])
     return Encoded(feats, len(examples))
 
 
