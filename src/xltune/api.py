@@ -190,7 +190,7 @@ def _run_seed(prep: Prepared, seed: int, run_id: str, store: Store, force: bool,
         from accelerate.utils import gather_object
 
         mine = Encoded([f for f in enc.features if f.example % acc.num_processes == acc.process_index],
-                       enc.n_examples)
+                       enc.n_examples, n_words=enc.n_words)
         preds = predict(model, mine, **common)
         pairs = [(i, p) for i, p in enumerate(preds) if i % acc.num_processes == acc.process_index]
         merged: list = [None] * enc.n_examples

@@ -40,15 +40,23 @@ class LanguageResult:
 
 @torch.no_grad()
 def predict(model, encoded: Encoded, *, batch_size: int, pad_id: int, padding_side: str, token_task: bool,
-            device: torch.device, autocast_dtype: torch.dtype | None = None, progress=None) -> list:
-    """Predicted label ids: one int per example (sequence tasks) or one list of word-level ids per example."""
+            device: torch.device, autocast_dtype: torch.dtype | None = None, progress=None,
+            max_tokens: int | None = None) -> list:
+    """Predicted label ids: one int per example (sequence tasks) or one list of word-level ids per example.
+
+    Batches are sized by tokens (length-sorted, see :func:`eval_batches`): ``max_tokens`` padded tokens per batch,
+    by default ``batch_size x`` the longest input, so no batch is bigger than the first fixed-size one would be
+    while short inputs go in larger batches. ``max_tokens=0``: fixed ``batch_size`` examples per batch."""
     model.eval()
     feats = encoded.features
     if not feats:
         return []
     ctx = torch.autocast(device.type, dtype=autocast_dtype) if autocast_dtype else nullcontext()
     feat_preds: list = [None] * len(feats)
-    for batch_idx in eval_batches(encoded.lengths(), batch_size):
+    lengths = encoded.lengths()
+    if max_tokens is None:
+        max_tokens = batch_size * int(lengths.max())
+    for batch_idx in eval_batches(lengths, batch_size, max_tokens):
         batch = collate([feats[i] for i in batch_idx], pad_id, padding_side, token_task)
         with ctx:
             out = model(input_ids=batch["input_ids"].to(device), attention_mask=batch["attention_mask"].to(device))
@@ -66,15 +74,27 @@ def predict(model, encoded: Encoded, *, batch_size: int, pad_id: int, padding_si
         for f, p in zip(feats, feat_preds):
             out_preds[f.example] = p
         return out_preds
-    # token tasks: the prediction of a word is read at its first sub-word; windows are stitched by word index
-    words: list[dict[int, int]] = [dict() for _ in range(encoded.n_examples)]
-    for f, p in zip(feats, feat_preds):
+    return words_from_subwords(feats, feat_preds, encoded.n_words)
+
+
+NO_SUBWORD = -1  # a word the tokenizer produced no sub-word for (e.g. a lone zero-width character)
+
+
+def words_from_subwords(features, subword_preds: list, n_words: Sequence[int]) -> list[list[int]]:
+    """Word-level predictions from per-sub-word ones: a word's prediction is read at its first sub-word, and the
+    windows of a long sentence are stitched back by word index. ``subword_preds[i]`` covers the unpadded positions
+    of ``features[i]`` (special tokens included); ``n_words[e]`` is example e's word count. Words without any
+    sub-word get NO_SUBWORD (scored as 'O')."""
+    words = [[NO_SUBWORD] * n for n in n_words]
+    for f, p in zip(features, subword_preds):
+        if p is None:
+            continue
         prev = None
         for pos, w in enumerate(f.word_ids):
             if w is not None and w != prev:
                 words[f.example][w] = p[pos]
             prev = w
-    return [[d[k] for k in sorted(d)] for d in words]
+    return words
 
 
 def score(spec: TaskSpec, examples: Sequence[SentenceExample | TokenExample], preds: list, lang: str, split: str
@@ -87,11 +107,8 @@ def score(spec: TaskSpec, examples: Sequence[SentenceExample | TokenExample], pr
     else:
         gold_tags = [[labels[t] for t in e.tags] for e in examples]
         pred_tags = []
-        for e, p in zip(examples, preds):
-            tags = [labels[t] for t in p]
-            # a word the tokenizer produced no sub-word for (rare: e.g. zero-width characters) is predicted 'O'
-            tags += ["O"] * (len(e.words) - len(tags))
-            pred_tags.append(tags)
+        for p in preds:
+            pred_tags.append(["O" if t == NO_SUBWORD else labels[t] for t in p])
         if spec.metric == "span_f1":
             prf = span_prf(gold_tags, pred_tags)
             metrics = {"f1": prf["f1"], "precision": prf["precision"], "recall": prf["recall"]}

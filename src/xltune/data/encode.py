@@ -40,6 +40,7 @@ class Encoded:
     n_examples: int
     truncated: int = 0  # sentence tasks: examples cut to max_length
     windowed: int = 0  # token tasks: sentences split into several windows
+    n_words: list[int] = field(default_factory=list)  # token tasks: words per example
 
     def lengths(self) -> np.ndarray:
         return np.array([len(f.input_ids) for f in self.features])
@@ -89,7 +90,7 @@ def encode_tokens(
                 labels.append(ex.tags[x] if scored else IGNORE)
                 prev = x
             feats.append(Feature(list(sub["input_ids"]), labels, i, w, word_ids))
-    return Encoded(feats, len(examples), windowed=windowed)
+    return Encoded(feats, len(examples), windowed=windowed, n_words=[len(ex.words) for ex in examples])
 
 
 def _windows(per_word: np.ndarray, budget: int) -> list[tuple[int, int]]:
@@ -113,11 +114,23 @@ def train_batches(n: int, batch_size: int, generator: torch.Generator) -> Iterat
         yield order[s : s + batch_size]
 
 
-def eval_batches(lengths: np.ndarray, batch_size: int) -> list[list[int]]:
+def eval_batches(lengths: np.ndarray, batch_size: int, max_tokens: int | None = None) -> list[list[int]]:
     """Length-sorted batches: similar lengths together, so little padding. Results do not depend on the order
-    (each sequence's logits are the same alone or padded in a batch; tested)."""
+    (each sequence's logits are the same alone or padded in a batch; tested).
+
+    ``max_tokens``: a token budget instead of a fixed count: each batch takes as many length-sorted sequences as
+    fit ``rows x longest <= max_tokens`` (at least one), so short sequences go in big batches. With the budget
+    ``batch_size x longest sequence`` no batch is larger (in padded tokens) than the first fixed-count batch."""
     order = np.argsort(-lengths, kind="stable")
-    return [order[s : s + batch_size].tolist() for s in range(0, len(order), batch_size)]
+    if not max_tokens:
+        return [order[s : s + batch_size].tolist() for s in range(0, len(order), batch_size)]
+    batches, start = [], 0
+    while start < len(order):
+        width = max(int(lengths[order[start]]), 1)  # sorted longest first: the first row sets the padded width
+        rows = max(1, max_tokens // width)
+        batches.append(order[start : start + rows].tolist())
+        start += rows
+    return batches
 
 
 def collate(features: Sequence[Feature], pad_id: int, padding_side: str, token_task: bool) -> dict[str, torch.Tensor]:
