@@ -18,6 +18,7 @@ from torch import nn
 
 from ..config import ModelConfig
 from ..errors import XLTuneError
+from .attention import enable_sdpa
 
 log = logging.getLogger(__name__)
 
@@ -154,8 +155,11 @@ def _load_model(name: str, config: Any, dtype: torch.dtype, attn: str) -> nn.Mod
             # e.g. XGLM has no sdpa path in transformers: eager gives the same numbers, only slower.
             if attn == "eager" or "attention implementation" not in str(e) and "scaled_dot_product" not in str(e):
                 raise
-            log.warning("%s does not support attn_implementation=%r; falling back to eager", name, attn)
-            return load("eager")
+            model = load("eager")
+            # our own SDPA forward where we have one (models/attention.py), else eager (same numbers, slower)
+            if not (attn == "sdpa" and enable_sdpa(model)):
+                log.warning("%s does not support attn_implementation=%r; falling back to eager", name, attn)
+            return model
     except OSError as e:
         raise _hub_error(name, e) from None
 
