@@ -1,0 +1,227 @@
+"""Claims as checks: constructed stores where a claim is true, false or undecidable give the three verdicts;
+config facts (XGLM-564M from KNOWN_CONFIGS, meta device); the paper's configs load and expand; a store filled by
+real tiny runs gets a verdict with numbers for every claim."""
+
+from __future__ import annotations
+
+import argparse
+import dataclasses
+import re
+
+import numpy as np
+import pytest
+
+from xltune.claims import (CONTRADICTED, INCONCLUSIVE, NOT_TESTABLE, SUPPORTED, Claim, check_claims,
+                           format_verdicts, load_claims)
+from xltune.errors import XLTuneError
+from xltune.store import MetricRow, RunRecord, Store
+
+HIGH = ["de", "en", "es", "fr", "zh"]  # >= 1 % of XGLM's CC100-XL
+LOW = ["bg", "hi", "sw", "ur"]  # listed, below 1 %
+CLAIMS = {c.id: c for c in load_claims()}
+
+
+def _preds(n: int, correct: int, rng: np.random.Generator) -> list[tuple[int, str, str]]:
+    """n examples with the same gold in every run (seeded by n) and exactly ``correct`` right, at random places."""
+    gold = np.random.default_rng(n).integers(0, 3, n)
+    ok = np.zeros(n, bool)
+    ok[rng.choice(n, correct, replace=False)] = True
+    pred = np.where(ok, gold, (gold + 1) % 3)
+    return [(i, str(g), str(p)) for i, (g, p) in enumerate(zip(gold, pred, strict=True))]
+
+
+def _write(store: Store, method: str, seed: int, acc: dict[str, float], n: int, rng, task: str = "xnli",
+           objective: str = "none", shots: str = "16", model: str = "xglm", predictions: bool = True) -> None:
+    preds = {lang: _preds(n, int(round(a * n)), rng) for lang, a in acc.items()}
+    store.write_run(RunRecord(
+        run_id=f"{task}-{model}-{shots}-{method}-{objective}-{seed}", seed=seed, task=task, method=method,
+        objective=objective, model=model, shots=shots, source_langs=["en"], config={}, manifest={}, env={},
+        metrics=[MetricRow(lang, "test", "accuracy", int(round(a * n)) / n, n) for lang, a in acc.items()],
+        predictions={(lang, "test"): rows for lang, rows in preds.items()} if predictions else {},
+    ))
+
+
+def _store(tmp_path, arms: dict[tuple[str, str], dict[str, float]], n: int, seeds=(1, 2), **kw):
+    path = tmp_path / "r.sqlite"
+    rng = np.random.default_rng(0)
+    with Store(path) as s:
+        for (method, objective), acc in arms.items():
+            for seed in seeds:
+                _write(s, method, seed, acc, n, rng, objective=objective, **kw)
+    return path
+
+
+def _check(path, claim_id: str, **params):
+    claim = CLAIMS[claim_id]
+    claim = dataclasses.replace(claim, params={**claim.params, **params})
+    [v] = check_claims(path, claims=[claim], n_resamples=400)
+    assert v.statistic and v.reason  # every verdict carries its numbers and why
+    return v
+
+
+# -- C1 / C6: paired difference of the language average against a margin ---------------------------------------
+@pytest.mark.parametrize("claim_id,baseline,dp,base,n,expected", [
+    ("C1", "finetune", 0.72, 0.70, 3000, SUPPORTED),      # +2 pts, CI well above -1
+    ("C1", "finetune", 0.60, 0.70, 3000, CONTRADICTED),   # -10 pts, CI well below -1
+    ("C1", "finetune", 0.70, 0.70, 40, INCONCLUSIVE),     # 0 pts on 40 examples: CI crosses -1
+    ("C6", "prompt", 0.74, 0.70, 3000, SUPPORTED),        # deep better than input-only prompts
+    ("C6", "prompt", 0.66, 0.70, 3000, CONTRADICTED),
+    ("C6", "prompt", 0.70, 0.70, 40, INCONCLUSIVE),
+])
+def test_paired_difference_verdicts(tmp_path, claim_id, baseline, dp, base, n, expected):
+    langs = ["de", "sw", "en"]
+    path = _store(tmp_path, {("deep_prompt", "none"): dict.fromkeys(langs, dp),
+                             (baseline, "none"): dict.fromkeys(langs, base)}, n)
+    v = _check(path, claim_id)
+    assert v.status == expected, v
+    assert f"{(dp - base) * 100:+.2f}" in v.statistic  # the observed average difference, exactly
+    if expected == INCONCLUSIVE:
+        assert "crosses" in v.reason and "of 3 languages" in v.reason
+
+
+def test_not_testable_names_the_missing_runs(tmp_path):
+    path = _store(tmp_path, {("finetune", "none"): {"de": 0.7, "sw": 0.6}}, 50)
+    v = _check(path, "C1")
+    assert v.status == NOT_TESTABLE and "needs method=deep_prompt runs on any task" in v.reason
+    # C4 needs all four tasks: supported on xnli alone is not enough
+    path = _store(tmp_path / "b", {("deep_prompt", "none"): {"de": 0.72, "sw": 0.72},
+                                   ("finetune", "none"): {"de": 0.70, "sw": 0.70}}, 3000)
+    v = _check(path, "C4")
+    assert v.status == NOT_TESTABLE
+    assert "method=deep_prompt runs on pawsx, udpos, panx" in v.reason and "supported" in v.reason
+
+
+def test_no_predictions_is_not_testable_for_bootstrap_claims(tmp_path):
+    path = _store(tmp_path, {("deep_prompt", "none"): {"de": 0.8, "sw": 0.8},
+                             ("finetune", "none"): {"de": 0.7, "sw": 0.7}}, 100, predictions=False)
+    v = _check(path, "C1")
+    assert v.status == NOT_TESTABLE and "save_predictions" in v.reason
+
+
+# -- C2: the largest per-language gain ----------------------------------------------------------------------------
+@pytest.mark.parametrize("gains,n,expected", [
+    ({"de": 0.029, "sw": 0.01, "en": 0.0}, 5000, SUPPORTED),   # max +2.9 (de), CI excludes 0
+    ({"de": 0.0, "sw": 0.0, "en": -0.01}, 5000, CONTRADICTED),  # max 0, CI below 1.9
+    ({"de": 0.0, "sw": 0.0, "en": 0.0}, 30, INCONCLUSIVE),      # 30 examples: CI far too wide
+])
+def test_max_gain_verdicts(tmp_path, gains, n, expected):
+    path = _store(tmp_path, {("deep_prompt", "none"): {lg: 0.6 + g for lg, g in gains.items()},
+                             ("finetune", "none"): dict.fromkeys(gains, 0.6)}, n, seeds=(1, 2, 3))
+    v = _check(path, "C2")
+    assert v.status == expected, v
+    best = max(gains, key=gains.get)
+    assert f"max {gains[best] * 100:+.2f} ({best})" in v.statistic
+
+
+# -- C3: larger advantage for low-resource languages (permutation test over languages) ----------------------------
+@pytest.mark.parametrize("low_gain,high_gain,expected", [
+    ([5, 6, 4, 5.5], [0, 1, -0.5, 0.5, 0], SUPPORTED),
+    ([0, 1, -0.5, 0.5], [5, 6, 4, 5.5, 5], CONTRADICTED),
+    ([0, 5, 1, 4], [5, 0, 4, 1, 2], INCONCLUSIVE),
+])
+def test_group_difference_verdicts(tmp_path, low_gain, high_gain, expected):
+    gain = dict(zip(LOW + HIGH, [g / 100 for g in low_gain + high_gain], strict=True))
+    path = _store(tmp_path, {("deep_prompt", "none"): {lg: 0.6 + g for lg, g in gain.items()},
+                             ("finetune", "none"): dict.fromkeys(gain, 0.6)}, 1000, predictions=False)
+    v = _check(path, "C3")
+    assert v.status == expected, v
+    stored = {lg: (round((0.6 + g) * 1000) - 600) / 10 for lg, g in gain.items()}  # points, as written
+    diff = np.mean([stored[lg] for lg in LOW]) - np.mean([stored[lg] for lg in HIGH])
+    shown = float(re.search(r"low − high ([+-][\d.]+) pts", v.statistic).group(1))
+    assert shown == pytest.approx(diff, abs=0.006) and "4 vs 5 langs" in v.statistic
+
+
+def test_group_difference_needs_both_groups(tmp_path):
+    path = _store(tmp_path, {("deep_prompt", "none"): dict.fromkeys(HIGH, 0.7),
+                             ("finetune", "none"): dict.fromkeys(HIGH + ["sw"], 0.6)}, 100, predictions=False)
+    v = _check(path, "C3")
+    assert v.status == NOT_TESTABLE and "0 low-resource" in v.reason
+
+
+# -- C5: correlation with fertility ---------------------------------------------------------------------------
+def test_correlation_needs_tokstats_then_checks_the_sign(tmp_path):
+    langs = ["de", "en", "es", "fr", "sw", "hi"]
+    gain = dict(zip(langs, [0.01, 0.0, 0.02, 0.03, 0.05, 0.04], strict=True))
+    path = _store(tmp_path, {("deep_prompt", "none"): {lg: 0.6 + g for lg, g in gain.items()},
+                             ("finetune", "none"): dict.fromkeys(langs, 0.6)}, 1000, predictions=False)
+    v = _check(path, "C5")
+    assert v.status == NOT_TESTABLE and "xltune tokstats" in v.reason
+    fert = dict(zip(langs, [1.4, 1.2, 1.5, 1.6, 2.2, 1.9], strict=True))  # same order as the gains: rho = +1
+    csv = tmp_path / "tok.csv"
+    csv.write_text("lang,n_sentences,n_words,n_chars,n_tokens,segmentation,script,fertility,split_share,unk_rate,"
+                   "chars_per_token\n" + "".join(f"{lg},10,100,500,{int(f * 100)},word,,{f},0.3,0,4\n"
+                                                 for lg, f in fert.items()), encoding="utf-8")
+    [v] = check_claims(path, claims=[CLAIMS["C5"]], tokstats=csv)
+    assert v.status == SUPPORTED and "ρ = +1.00" in v.statistic and "n = 6" in v.statistic
+    neg = dataclasses.replace(CLAIMS["C5"], params={**CLAIMS["C5"].params, "expected_sign": -1})
+    [v] = check_claims(path, claims=[neg], tokstats=csv)
+    assert v.status == CONTRADICTED
+
+
+# -- C9: dual-contrastive vs prompt tuning vs both ------------------------------------------------------------------
+def test_objective_comparison(tmp_path):
+    langs = ["en", "de", "sw", "ur"]
+    arms = {("deep_prompt", "tcl+lcl"): dict.fromkeys(langs, 0.70), ("deep_prompt", "none"): dict.fromkeys(langs, 0.64),
+            ("finetune", "tcl+lcl"): dict.fromkeys(langs, 0.60)}
+    v = _check(_store(tmp_path, arms, 3000), "C9")
+    assert v.status == SUPPORTED, v
+    assert "on sw, ur" in v.statistic and "combined − prompt +6.00" in v.statistic and "prompt alone better" in v.statistic
+    arms[("deep_prompt", "tcl+lcl")] = dict.fromkeys(langs, 0.62)
+    v = _check(_store(tmp_path / "b", arms, 3000), "C9")
+    assert v.status == CONTRADICTED
+    v = _check(_store(tmp_path / "c", {k: a for k, a in arms.items() if k[1] == "none"}, 100), "C9")
+    assert v.status == NOT_TESTABLE and "objective=tcl+lcl" in v.reason
+
+
+# -- C7 / C8: config facts ------------------------------------------------------------------------------------
+def test_trainable_share_of_xglm_564m(tmp_path, tiny_xglm_dir):
+    path = _store(tmp_path, {("finetune", "none"): {"de": 0.7}}, 10)
+    v = _check(path, "C7")
+    assert v.status == SUPPORTED and "740,355 / 565,203,971 = 0.1310 %" in v.statistic
+    assert "deep_prompt, head" in v.details[0]
+    v = _check(path, "C7", method_options={"prefix_length": 64})
+    assert v.status == CONTRADICTED and "above the declared 0.135 %" in v.reason
+    v = _check(path, "C7", method="finetune", method_options={})
+    assert v.status == CONTRADICTED and "backbone" in v.reason  # the whole backbone trains
+    v = _check(path, "C7", model=str(tiny_xglm_dir))  # a tiny model: the prompt is a big share of it
+    assert v.status == CONTRADICTED
+    v = _check(path, "C7", model="/nonexistent/model")
+    assert v.status == NOT_TESTABLE
+
+
+def test_model_config_facts(tmp_path):
+    path = _store(tmp_path, {("finetune", "none"): {"de": 0.7}}, 10)
+    v = _check(path, "C8")
+    assert v.status == SUPPORTED and "24 layers, width 1024" in v.statistic and "vocab 256,008" in v.statistic
+    v = _check(path, "C8", model="xlm-roberta-base")  # an encoder
+    assert v.status == CONTRADICTED and "decoder-only" in v.reason
+    v = _check(path, "C8", model="/nonexistent/model")
+    assert v.status == NOT_TESTABLE
+
+
+# -- loading and formatting -----------------------------------------------------------------------------------
+def test_claims_file_errors_name_the_place(tmp_path):
+    bad = tmp_path / "c.yaml"
+    bad.write_text("claims:\n  - id: X\n    text: t\n    check: paired_diference\n", encoding="utf-8")
+    with pytest.raises(XLTuneError, match=r"c.yaml:2.*paired_difference"):
+        load_claims(bad)
+    bad.write_text("claims:\n  - id: X\n    text: t\n    check: max_gain\n    params: {expected_point: 3}\n",
+                   encoding="utf-8")
+    with pytest.raises(XLTuneError, match=r"c.yaml:2.*expected_points"):
+        load_claims(bad)
+
+
+def test_format_and_cli(tmp_path, capsys):
+    from xltune.commands import claims as cmd
+
+    path = _store(tmp_path, {("deep_prompt", "none"): {"de": 0.72, "sw": 0.72},
+                             ("finetune", "none"): {"de": 0.70, "sw": 0.70}}, 500)
+    parser = argparse.ArgumentParser()
+    cmd.add_parser(parser.add_subparsers())
+    md = tmp_path / "claims.md"
+    args = parser.parse_args(["claims", "--store", str(path), "--markdown", str(md), "--resamples", "200"])
+    assert args.func(args) == 0
+    out = capsys.readouterr().out
+    assert all(f"C{i} " in out for i in range(1, 10)) and "SUPPORTED" in out
+    text = md.read_text(encoding="utf-8")
+    assert text.startswith("# Claims") and "## C7:" in text and "| C8 | supported |" in text
