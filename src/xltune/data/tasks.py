@@ -239,6 +239,8 @@ def task_file(spec: TaskSpec, data_dir: str | Path, split: str, lang: str) -> Pa
     """The file for (split, lang); tries the '.gz' variant (and the plain one for a '.gz' pattern) transparently.
 
     A '*' in the pattern is a glob (UD folders: ``UD_*/{lang}_*-ud-{split}.conllu``) that must match one file.
+    Both variants present (``dev-en.tsv`` and ``dev-en.tsv.gz``) is an error naming both: they may differ, and a
+    silent pick would make results depend on which one we happened to try first.
     Returns the first candidate path even when nothing exists, so callers can name it in an error.
     """
     if not spec.file_pattern:
@@ -248,17 +250,20 @@ def task_file(spec: TaskSpec, data_dir: str | Path, split: str, lang: str) -> Pa
     candidates = [base, Path(str(base) + ".gz")]
     if base.suffix == ".gz":
         candidates.append(base.with_suffix(""))
+    found: list[Path] = []
     for c in candidates:
         if "*" in str(c):
             hits = sorted(glob.glob(str(c)))
             if len(hits) > 1:
                 raise XLTuneError(f"task.file_pattern {spec.file_pattern!r} matches {len(hits)} files for "
                                   f"{lang}/{split}: {', '.join(hits[:4])}; make it match one")
-            if hits:
-                return Path(hits[0])
+            found.extend(Path(h) for h in hits)
         elif c.is_file():
-            return c
-    return base
+            found.append(c)
+    if len(found) > 1:
+        raise XLTuneError(f"two files for {lang}/{split} of task {spec.name!r}: {', '.join(map(str, found))}; "
+                          f"remove or rename one of them")
+    return found[0] if found else base
 
 
 def available_languages(spec: TaskSpec, data_dir: str | Path, split: str) -> list[str]:
