@@ -120,10 +120,22 @@ def _is_local(name: str) -> bool:
     return Path(name).expanduser().is_dir()
 
 
+def _offline() -> bool:
+    """HF_HUB_OFFLINE / TRANSFORMERS_OFFLINE, read now: huggingface_hub reads them once at import, which misses a
+    variable set later (a notebook, a test); we pass local_files_only instead, which it honours per call."""
+    return any(os.environ.get(k, "").lower() in ("1", "true", "yes", "on") for k in ("HF_HUB_OFFLINE", "TRANSFORMERS_OFFLINE"))
+
+
 def _hub_error(name: str, err: Exception) -> XLTuneError:
-    offline = os.environ.get("HF_HUB_OFFLINE", "") not in ("", "0") or os.environ.get("TRANSFORMERS_OFFLINE", "") not in ("", "0")
-    hint = ("the hub is offline (HF_HUB_OFFLINE); pass a local model directory in model.name_or_path"
-            if offline else "check the hub id, your network, or pass a local model directory in model.name_or_path")
+    offline = _offline()
+    if _is_local(name):  # a folder that is not a complete model: the hub is beside the point
+        hint = ("the folder must hold a transformers model saved with save_pretrained "
+                "(config.json with a model_type, the weights, the tokenizer files)")
+    elif offline:
+        hint = ("the hub is offline (HF_HUB_OFFLINE) and it is not in the cache; pass a local model directory "
+                "in model.name_or_path")
+    else:
+        hint = "check the hub id, your network, or pass a local model directory in model.name_or_path"
     first = str(err).strip().splitlines()[0] if str(err).strip() else type(err).__name__
     return XLTuneError(f"model.name_or_path: cannot load {name!r} ({first}); {hint}")
 
@@ -134,10 +146,14 @@ def load_config(name: str) -> Any:
         return KNOWN_CONFIGS[name]()
     from transformers import AutoConfig
 
-    if not _is_local(name) and os.environ.get("HF_HUB_OFFLINE", "") not in ("", "0"):
-        raise _hub_error(name, OSError("not a local directory"))
+    if not _is_local(name) and not _offline():
+        from ..data.readers import _hub_reachable
+
+        # Without this probe huggingface_hub retries for ~25 s before failing when the hub cannot be reached.
+        if not _hub_reachable():
+            raise _hub_error(name, OSError("the Hugging Face hub is not reachable; HF_HUB_OFFLINE=1 uses the cache"))
     try:
-        return AutoConfig.from_pretrained(name)
+        return AutoConfig.from_pretrained(name, local_files_only=_offline())
     except (OSError, ValueError) as e:
         raise _hub_error(name, e) from None
 
@@ -146,7 +162,8 @@ def _load_model(name: str, config: Any, dtype: torch.dtype, attn: str) -> nn.Mod
     from transformers import AutoModel
 
     def load(impl: str) -> nn.Module:
-        return AutoModel.from_pretrained(name, config=config, dtype=dtype, attn_implementation=impl)
+        return AutoModel.from_pretrained(name, config=config, dtype=dtype, attn_implementation=impl,
+                                         local_files_only=_offline())
 
     try:
         try:
@@ -174,13 +191,32 @@ def _from_config_meta(config: Any, attn: str) -> nn.Module:
             return AutoModel.from_config(config, attn_implementation="eager")
 
 
+# Vocabulary files of the usual tokenizers; AutoTokenizer adds the loaded class's own vocab_files_names.
+_TOKENIZER_FILES = frozenset({"tokenizer.json", "tokenizer.model", "sentencepiece.bpe.model", "spiece.model",
+                              "sentencepiece.model", "spm.model", "vocab.json", "vocab.txt", "merges.txt"})
+
+
+def _require_tokenizer_files(name: str, tok: Any) -> None:
+    """A local folder without tokenizer files must fail: transformers then builds an *empty* tokenizer from the
+    config's model_type (XGLM: 11 special tokens, every word -> <unk>) and training would run on nothing."""
+    if not _is_local(name):
+        return
+    folder = Path(name).expanduser()
+    expected = _TOKENIZER_FILES | set(getattr(tok, "vocab_files_names", {}).values())
+    if not any((folder / f).is_file() for f in expected):
+        raise XLTuneError(f"model.name_or_path: {folder} has no tokenizer files (looked for "
+                          f"{', '.join(sorted(expected))}); save the tokenizer there with "
+                          f"tokenizer.save_pretrained({str(folder)!r})")
+
+
 def _load_tokenizer(name: str, is_decoder: bool) -> Any:
     from transformers import AutoTokenizer
 
     try:
-        tok = AutoTokenizer.from_pretrained(name)
+        tok = AutoTokenizer.from_pretrained(name, local_files_only=_offline())
     except (OSError, ValueError) as e:
         raise _hub_error(name, e) from None
+    _require_tokenizer_files(name, tok)
     if tok.pad_token is None:
         # Decoders often ship without a pad token; padded positions are masked out, so any id will do.
         tok.pad_token = tok.eos_token if tok.eos_token is not None else tok.unk_token
@@ -206,9 +242,9 @@ def load_backbone(cfg: ModelConfig, device: torch.device | str | None = None, me
         if name in KNOWN_CONFIGS and not _is_local(name):
             raise XLTuneError(f"model.name_or_path: {name!r} is a config short name (parameter counts only); "
                               "pass a hub id (e.g. facebook/xglm-564M) or a local directory to load weights")
+        tokenizer = _load_tokenizer(name, is_decoder)  # first: a missing tokenizer fails before gigabytes load
         dtype = _resolve_dtype(cfg.dtype, device, frozen)
         model = _load_model(name, config, dtype, cfg.attn_implementation).to(device)
-        tokenizer = _load_tokenizer(name, is_decoder)
     return backbone_from_model(model, tokenizer, kind=cfg.kind, name=name)
 
 
