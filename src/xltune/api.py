@@ -75,6 +75,9 @@ def prepare(cfg: ExperimentConfig) -> Prepared:
     METHODS.get(cfg.method.name, "method.name")  # an unknown method fails before any data is read
     spec = resolve_task(cfg.task)
     data_dir = cfg.task.data_dir
+    if data_dir and not Path(data_dir).is_dir():
+        raise XLTuneError(f"task.data_dir {data_dir} is not a folder (set it to the folder with the task's files, "
+                          f"or null to load from the hub)")
     for lang in cfg.train.languages:
         if lang not in spec.languages:
             raise unknown_name("source language", lang, spec.languages, f"task {spec.name}")
