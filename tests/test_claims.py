@@ -7,6 +7,8 @@ from __future__ import annotations
 import argparse
 import dataclasses
 import re
+from collections import Counter
+from pathlib import Path
 
 import numpy as np
 import pytest
@@ -225,3 +227,81 @@ def test_format_and_cli(tmp_path, capsys):
     assert all(f"C{i} " in out for i in range(1, 10)) and "SUPPORTED" in out
     text = md.read_text(encoding="utf-8")
     assert text.startswith("# Claims") and "## C7:" in text and "| C8 | supported |" in text
+
+
+# -- the study's configs ----------------------------------------------------------------------------------------
+PAPER = Path(__file__).resolve().parents[1] / "configs" / "paper"
+
+
+def test_every_paper_config_loads_and_the_plan_expands_to_the_full_grid():
+    from xltune.claims.plan import expand_plan, is_plan
+    from xltune.config import load_config
+
+    configs = [p for p in sorted(PAPER.glob("*.yaml")) if not is_plan(p)]
+    assert {p.name for p in configs} >= {"deep_prompt.yaml", "finetune.yaml", "prompt.yaml", "deep_prompt_dcl.yaml",
+                                         "finetune_dcl.yaml"}
+    for p in configs:
+        cfg = load_config(p)
+        assert cfg.model.name_or_path == "facebook/xglm-564M" and cfg.train.languages == ["en"]
+        assert len(cfg.seeds) >= 3 and cfg.task.data_dir is None
+        if cfg.method.name in ("deep_prompt", "prompt"):
+            assert cfg.method.prefix_length <= 15 and cfg.train.lr == pytest.approx(1e-2)
+        else:
+            assert 1e-5 <= cfg.train.lr <= 2e-5
+    cells = expand_plan(PAPER / "study.yaml")
+    grid = Counter((c.config.method.name, c.config.objective.tag(), c.config.task.name, str(c.config.train.shots))
+                   for c in cells)
+    for task in ("xnli", "pawsx", "udpos", "panx"):
+        for method in ("deep_prompt", "finetune"):
+            assert grid[method, "none", task, "16"] == 3 and grid[method, "none", task, "all"] == 3
+    assert grid["prompt", "none", "xnli", "16"] == 3
+    assert grid["deep_prompt", "tcl+lcl", "xnli", "16"] == grid["finetune", "tcl+lcl", "xnli", "16"] == 3
+    assert len(cells) == sum(grid.values()) == 60
+    full_ft = next(c.config for c in cells if c.config.method.name == "finetune" and c.config.train.shots == "all")
+    assert full_ft.train.lr == pytest.approx(2e-5) and full_ft.train.epochs == 2
+    shared = expand_plan(PAPER / "study_shared.yaml")
+    assert all(c.config.task.data_dir.endswith(("xnli", "pawsx", "udpos_xtreme", "panx")) for c in shared)
+
+
+def test_paper_cells_run_tiny_and_every_claim_gets_a_verdict(tiny_xglm_dir, tmp_path, capsys):
+    """Four cells of the study (deep_prompt and finetune on XNLI, seeds 1 and 2) on a tiny model and tiny files,
+    then `xltune claims` on that store: a verdict with numbers for every claim."""
+    from test_run import write_xnli_like
+
+    from xltune.api import run_experiment
+    from xltune.claims.plan import expand_plan
+    from xltune.commands import claims as cmd
+
+    data = write_xnli_like(tmp_path / "xnli", n_dev=24, n_test=30)
+    store = tmp_path / "paper.sqlite"
+    tiny = [f"model.name_or_path={tiny_xglm_dir}", f"task.data_dir={data}", "train.split=dev", "train.shots=2",
+            "train.epochs=1", "train.batch_size=6", "train.dev.max_examples=6", "eval.max_examples=30",
+            "seeds=[1, 2]", f"store={store}", f"output_dir={tmp_path / 'runs'}", "save_checkpoint=false"]
+    cells = [c for c in expand_plan(PAPER / "study.yaml", tiny) if c.config.task.name == "xnli"
+             and c.config.objective.tag() == "none" and c.config.method.name in ("deep_prompt", "finetune")
+             and c.config.train.shots == 2]
+    assert len(cells) == 4
+    for c in cells:
+        run_experiment(c.config, log=lambda *_: None)
+    parser = argparse.ArgumentParser()
+    cmd.add_parser(parser.add_subparsers())
+    md = tmp_path / "claims.md"
+    args = parser.parse_args(["claims", "--store", str(store), "--markdown", str(md), "--resamples", "300"])
+    assert args.func(args) == 0
+    out = capsys.readouterr().out
+    verdicts = check_claims(store, n_resamples=300)
+    assert [v.id for v in verdicts] == [f"C{i}" for i in range(1, 10)]
+    by = {v.id: v for v in verdicts}
+    assert by["C7"].status == SUPPORTED and by["C8"].status == SUPPORTED  # config facts of XGLM-564M
+    # C1 / C2 / C6 are tested on the tiny runs: a CI over 3 languages x 30 examples, in points
+    assert by["C1"].status != NOT_TESTABLE and re.search(r"[+-]\d+\.\d\d \[[+-]\d+\.\d\d, [+-]\d+\.\d\d\]",
+                                                          by["C1"].statistic)
+    assert by["C2"].status != NOT_TESTABLE and "max " in by["C2"].statistic
+    assert by["C3"].status == NOT_TESTABLE and "1 low-resource (sw)" in by["C3"].reason
+    assert by["C4"].status in (NOT_TESTABLE, CONTRADICTED) and "pawsx, udpos, panx" in by["C4"].reason
+    assert by["C5"].status == NOT_TESTABLE and "tokstats" in by["C5"].reason
+    assert by["C6"].status == NOT_TESTABLE and "method=prompt" in by["C6"].reason
+    assert by["C9"].status == NOT_TESTABLE and "objective=tcl+lcl" in by["C9"].reason
+    assert all(v.statistic for v in verdicts)
+    assert all(v.id in out for v in verdicts) and md.read_text(encoding="utf-8").count("\n## C") == 9
+    print(format_verdicts(verdicts))  # shown with pytest -s

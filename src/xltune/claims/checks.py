@@ -47,7 +47,10 @@ def _runs_used(ctx: Context, s: Setting, arms: Sequence[Arm]) -> str:
     return f"{s.label()}: " + ", ".join(f"{a.label()} seeds {ctx.seeds(s, a)}" for a in arms)
 
 
-def _not_testable(claim: Claim, why: str, statistic: str = "no matching runs") -> Verdict:
+def _not_testable(claim: Claim, why: str, statistic: str = "no matching runs", ctx: Context | None = None) -> Verdict:
+    if ctx is not None:
+        methods = sorted({f"{r['method']}+{r['objective']}" if r["objective"] != "none" else r["method"] for r in ctx.runs})
+        statistic += f" ({len(ctx.runs)} runs in the store: {', '.join(methods) or 'none'})"
     return Verdict(claim, NOT_TESTABLE, why, statistic, runs=why if why.startswith("needs") else "")
 
 
@@ -66,7 +69,7 @@ def paired_difference(claim: Claim, ctx: Context) -> Verdict:
     settings = ctx.settings([a, b], p["tasks"], p["shots"], p["model"])
     missing = _tasks_missing(p, settings)
     if not settings:
-        return _not_testable(claim, ctx.missing([a, b], p["tasks"], p["shots"]))
+        return _not_testable(claim, ctx.missing([a, b], p["tasks"], p["shots"]), ctx=ctx)
     results, stats, details = [], [], []
     for s in settings:
         cmp = ctx.compare(s, a, b, split=p["split"])
@@ -112,7 +115,7 @@ def max_gain(claim: Claim, ctx: Context) -> Verdict:
     exp, tol = float(p["expected_points"]) / 100, float(p["tolerance_points"]) / 100
     settings = ctx.settings([a, b], p["tasks"], p["shots"], p["model"])
     if not settings:
-        return _not_testable(claim, ctx.missing([a, b], p["tasks"], p["shots"]))
+        return _not_testable(claim, ctx.missing([a, b], p["tasks"], p["shots"]), ctx=ctx)
     results, stats, details = [], [], []
     for s in settings:
         cmp = ctx.compare(s, a, b, split=p["split"])
@@ -151,7 +154,7 @@ def group_difference(claim: Claim, ctx: Context) -> Verdict:
     a, b = _arms(p)
     settings = ctx.settings([a, b], p["tasks"], p["shots"], p["model"])
     if not settings:
-        return _not_testable(claim, ctx.missing([a, b], p["tasks"], p["shots"]))
+        return _not_testable(claim, ctx.missing([a, b], p["tasks"], p["shots"]), ctx=ctx)
     results, stats, details = [], [], []
     for s in settings:
         g = ctx.gains(s, a, b, p["split"])
@@ -163,6 +166,8 @@ def group_difference(claim: Claim, ctx: Context) -> Verdict:
                    f"(groups from {ctx.table.source})")
             results.append((s.label(), NOT_TESTABLE, why))
             details.append(f"{s.label()}: not testable — {why}")
+            stats.append(f"{s.label()}: {len(low)} low vs {len(high)} high langs, mean gain "
+                         f"{pts(float(np.mean(list(g.values())))) if g else 'nan'} pts")
             continue
         diff = float(np.mean(list(low.values())) - np.mean(list(high.values())))
         test = sps.permutation_test((list(low.values()), list(high.values())),
@@ -207,7 +212,7 @@ def correlation(claim: Claim, ctx: Context) -> Verdict:
                                     "--lang-from-filename --out tokstats.csv`, then --tokstats tokstats.csv",
                              f"{len(settings)} comparable setting(s) in the store, no fertility table")
     if not settings:
-        return _not_testable(claim, ctx.missing([a, b], p["tasks"], p["shots"]))
+        return _not_testable(claim, ctx.missing([a, b], p["tasks"], p["shots"]), ctx=ctx)
     stat = _fertility(ctx) if p["x"] == "fertility" else ctx.table.log_tokens
     name = "word-level fertility" if p["x"] == "fertility" else "log10 pretraining tokens"
     sign = 1 if p["expected_sign"] >= 0 else -1
@@ -326,7 +331,7 @@ def objective_comparison(claim: Claim, ctx: Context) -> Verdict:
     arms = [both, prm, dcl]
     settings = ctx.settings(arms, p["tasks"], p["shots"], p["model"])
     if not settings:
-        return _not_testable(claim, ctx.missing(arms, p["tasks"], p["shots"]))
+        return _not_testable(claim, ctx.missing(arms, p["tasks"], p["shots"]), ctx=ctx)
     results, stats, details = [], [], []
     for s in settings:
         langs = [lg for lg in ctx.gains(s, both, prm, p["split"]) if ctx.table.group(lg) in p["groups"]]
