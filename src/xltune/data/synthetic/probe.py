@@ -31,8 +31,8 @@ def features(model, tokenizer, pairs: list[tuple[str, str]], pooling: str = "las
         enc = tokenizer([p for p, _ in chunk], [h for _, h in chunk], return_tensors="pt", padding=True)
         hs = model(**enc, output_hidden_states=True).hidden_states[layer]
         mask = enc["attention_mask"].unsqueeze(-1).float()
-        if pooling == "last":  # left padding: the last position is the last real token
-            out.append(hs[:, -1])
+        if pooling == "last":  # right padding: the last real token sits at length - 1
+            out.append(hs[torch.arange(len(hs)), enc["attention_mask"].sum(1) - 1])
         else:
             out.append((hs * mask).sum(1) / mask.sum(1))
     return torch.cat(out)
@@ -63,7 +63,7 @@ def probe_nli(data_dir: str | Path, model_dir: str | Path, source: str | None = 
     nli = Path(data_dir) / "nli"
     langs = sorted({p.stem.split("-", 1)[1] for p in nli.glob("test-*.tsv")})
     tok = AutoTokenizer.from_pretrained(model_dir)
-    tok.padding_side = "left"
+    tok.padding_side = "right"
     model = AutoModelForCausalLM.from_pretrained(model_dir).eval()
     source = source or langs[0]
     pairs, labels = read_nli(nli / f"train-{source}.tsv")

@@ -32,7 +32,7 @@ SCRIPTS: dict[str, str] = {
     "cherokee": "".join(chr(c) for c in range(0x13A0, 0x13F5)),
 }
 ORDERS = ("SVO", "SOV", "VSO")
-WORLD_VERSION = 2  # bump when generation changes, so cached worlds are rebuilt
+WORLD_VERSION = 3  # bump when generation changes, so cached worlds are rebuilt
 
 
 @dataclass
@@ -75,7 +75,7 @@ class WorldConfig:
     n_locations: int = 16
     n_organisations: int = 16
     corpus_docs: int = 12000  # pretraining documents over all languages
-    qa_share: float = 0.3  # documents that are premise + hypothesis + verdict word ("question answering" text)
+    qa_share: float = 0.45  # documents that are premise + hypothesis + verdict word ("question answering" text)
     anchor_share: float = 0.1  # documents that are a sentence and its translation joined by '|'
     codeswitch_share: float = 0.1  # documents whose content words are swapped into other languages
     codeswitch_prob: float = 0.3  # per-word swap probability inside code-switched documents
@@ -203,26 +203,23 @@ class Sampler:
         return ("num", e, rng.randint(1, 9), rng.choice(OBJECTS))
 
     def nli(self, rng: random.Random, label: str) -> tuple[list[Meaning], Meaning]:
-        """Premise: two attributes of one person (each dimension has its own verb), sometimes with a relation
-        fact as a distractor. Hypothesis: one attribute of the same person. entailment = a stated value;
-        contradiction = another value of a stated dimension; neutral = a value of an unstated dimension.
-        Unigram counts do not give the label away (every label has the same number of verbs, values and names);
-        what decides it is whether the hypothesis' verb and value recur in the premise."""
+        """Premise: one attribute of a person (each dimension has its own verb: "stands tall", "feels sad"),
+        half the time with a relation fact as a distractor. Hypothesis: one attribute of the same person.
+        entailment = the stated value; contradiction = another value of the stated dimension; neutral = a value
+        of another dimension. Unigram bags do not give the label away (every label has the same names, one
+        attribute verb and one value in each side); what decides it is whether the hypothesis' verb and value
+        recur in the premise, an interaction of premise and hypothesis."""
         e = rng.choice(self.by_type["PER"])
-        d1, d2, d3 = rng.sample(list(ATTRIBUTES), 3)
-        a, x = rng.choice(ATTRIBUTES[d1]), rng.choice(ATTRIBUTES[d2])
-        premise: list[Meaning] = [("attr", e, a), ("attr", e, x)]
+        d1, d2 = rng.sample(list(ATTRIBUTES), 2)
+        a = rng.choice(ATTRIBUTES[d1])
+        premise: list[Meaning] = [("attr", e, a)]
         if rng.random() < 0.5:
             pred = rng.choice(list(RELATIONS))
             premise.append(("rel", e, pred, rng.choice([o for o in self.by_type[RELATIONS[pred]] if o != e])))
-        rng.shuffle(premise)
-        if label == "entailment":
-            value = rng.choice((a, x))
-        elif label == "contradiction":
-            stated = rng.choice((a, x))
-            value = rng.choice([v for v in ATTRIBUTES[VALUE_DIM[stated]] if v != stated])
-        else:
-            value = rng.choice(ATTRIBUTES[d3])
+            rng.shuffle(premise)
+        value = {"entailment": a,
+                 "contradiction": rng.choice([v for v in ATTRIBUTES[d1] if v != a]),
+                 "neutral": rng.choice(ATTRIBUTES[d2])}[label]
         return premise, ("attr", e, value)
 
     def ner_sentence(self, rng: random.Random) -> list[Meaning]:
