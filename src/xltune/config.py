@@ -238,7 +238,11 @@ def load_config(path: str | Path | None, overrides: list[str] | None = None, bas
         except yaml.YAMLError as e:
             mark = getattr(e, "problem_mark", None)
             line = f":{mark.line + 1}" if mark is not None else ""
-            raise XLTuneError(f"{path}{line}: not valid YAML ({getattr(e, 'problem', e)})") from None
+            # PyYAML notices an unclosed '[' or '{' only at a later line: also name where the construct began
+            ctx, ctx_mark = getattr(e, "context", None), getattr(e, "context_mark", None)
+            began = f"{ctx} started at line {ctx_mark.line + 1}: " if ctx and ctx_mark is not None and (
+                mark is None or ctx_mark.line != mark.line) else ""
+            raise XLTuneError(f"{path}{line}: not valid YAML ({began}{getattr(e, 'problem', e)})") from None
         if loaded is None:
             raise XLTuneError(f"{path}: the config file is empty")
         if not isinstance(loaded, dict):
