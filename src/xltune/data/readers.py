@@ -161,7 +161,7 @@ def read_jsonl(spec: TaskSpec, path: Path, split: str, lang: str, labelled: bool
         raw = obj.get(spec.label_column)
         if raw is None and labelled:
             raise XLTuneError(f"{where(path, n)}: missing label key {spec.label_column!r} (keys: {', '.join(obj)}); "
-                              f"for unlabelled text read with labelled=False")
+                              f"every line of a labelled split needs one (API: labelled=False reads unlabelled text)")
         label = to_label(raw, path, n) if raw is not None else None
         i = len(out)
         out.append(SentenceExample(f"{lang}/{split}/{i}", lang, i, tuple(obj[k] for k in spec.text_columns), label))
