@@ -114,7 +114,7 @@ def _record(w: World, line: str) -> None:
     out = os.environ.get("XLTUNE_ERROR_CATALOGUE")
     if out:
         with open(out, "a", encoding="utf-8") as f:
-            test = os.environ.get("PYTEST_CURRENT_TEST", "").split("::")[-1].split(" ")[0]
+            test = os.environ.get("PYTEST_CURRENT_TEST", "").split("::")[-1].rsplit(" ", 1)[0]  # drop " (call)"
             f.write(json.dumps({"test": test, "line": line.replace(str(w.root), "<dir>")}) + "\n")
 
 
