@@ -13,8 +13,11 @@ transfer can happen and be controlled (see docs/synthetic.md):
 - :func:`ensure_world_and_model` ``(cfg=None, fresh=False, pretrain_cfg=None) -> (data_dir, model_dir, facts)`` —
   both of the above, cached under ``$XDG_CACHE_HOME/xltune/synthetic/<hash>`` (default ``~/.cache``);
   ``facts`` holds per-language facts (incl. tokenizer fertility) and stage timings.
-- :func:`probe_nli` ``(data_dir, model_dir, source=None, per_class=128, pooling="last") -> {lang: accuracy}`` —
-  frozen-feature logistic-regression probe that checks the world transfers.
+- :func:`probe_nli` ``(data_dir, model_dir, source=None, per_class=128, pooling="last", mode="joint")
+  -> {lang: accuracy}`` — frozen-feature logistic-regression probe (``joint``: premise+hypothesis in one
+  sequence, as the pipeline feeds them; ``pair``: InferSent-style [u, v, |u-v|, u*v]).
+
+Status: the joint probe (what the pipeline sees) is at chance with the default tiny model — see docs/synthetic.md.
 
 Task files for the pipeline: ``task.name=custom``, ``task.data_dir=<data_dir>/nli``, ``file_pattern={split}-{lang}.tsv``,
 ``text_columns=[premise, hypothesis]``, ``label_column=label``, ``labels=[entailment, contradiction, neutral]``;

@@ -24,11 +24,21 @@ def read_nli(path: Path) -> tuple[list[tuple[str, str]], list[int]]:
 
 @torch.no_grad()
 def features(model, tokenizer, pairs: list[tuple[str, str]], pooling: str = "last", layer: int = -1,
-             batch_size: int = 64) -> torch.Tensor:
+             batch_size: int = 64, mode: str = "joint") -> torch.Tensor:
+    """``joint``: premise and hypothesis in one sequence, as the pipeline feeds them. ``pair``: each side
+    encoded alone, features [u, v, |u - v|, u * v] (the classic sentence-pair probe of InferSent/SentEval),
+    which makes premise-hypothesis overlap linearly readable without the model having to compute it."""
+    if mode == "pair":
+        u = features(model, tokenizer, [(p, "") for p, _ in pairs], pooling, layer, batch_size)
+        v = features(model, tokenizer, [(h, "") for _, h in pairs], pooling, layer, batch_size)
+        return torch.cat([u, v, (u - v).abs(), u * v], -1)
     out = []
     for i in range(0, len(pairs), batch_size):
         chunk = pairs[i:i + batch_size]
-        enc = tokenizer([p for p, _ in chunk], [h for _, h in chunk], return_tensors="pt", padding=True)
+        if all(not h for _, h in chunk):
+            enc = tokenizer([p for p, _ in chunk], return_tensors="pt", padding=True)
+        else:
+            enc = tokenizer([p for p, _ in chunk], [h for _, h in chunk], return_tensors="pt", padding=True)
         hs = model(**enc, output_hidden_states=True).hidden_states[layer]
         mask = enc["attention_mask"].unsqueeze(-1).float()
         if pooling == "last":  # right padding: the last real token sits at length - 1
@@ -56,7 +66,8 @@ def fit_logreg(x: torch.Tensor, y: torch.Tensor, classes: int = 3, l2: float = 1
 
 
 def probe_nli(data_dir: str | Path, model_dir: str | Path, source: str | None = None, per_class: int = 128,
-              pooling: str = "last", layer: int = -1, seed: int = 0, max_test: int = 600) -> dict[str, float]:
+              pooling: str = "last", layer: int = -1, seed: int = 0, max_test: int = 600,
+              mode: str = "joint") -> dict[str, float]:
     """Accuracy (%) per language of a logistic regression on frozen features trained in ``source`` only."""
     from transformers import AutoModelForCausalLM, AutoTokenizer
 
@@ -69,11 +80,11 @@ def probe_nli(data_dir: str | Path, model_dir: str | Path, source: str | None = 
     pairs, labels = read_nli(nli / f"train-{source}.tsv")
     rng = random.Random(seed)
     idx = [i for c in range(3) for i in rng.sample([j for j, l in enumerate(labels) if l == c], per_class)]
-    clf = fit_logreg(features(model, tok, [pairs[i] for i in idx], pooling, layer),
+    clf = fit_logreg(features(model, tok, [pairs[i] for i in idx], pooling, layer, mode=mode),
                      torch.tensor([labels[i] for i in idx]))
     acc = {}
     for lang in langs:
         pairs, labels = read_nli(nli / f"test-{lang}.tsv")
-        pred = clf(features(model, tok, pairs[:max_test], pooling, layer))
+        pred = clf(features(model, tok, pairs[:max_test], pooling, layer, mode=mode))
         acc[lang] = round(100.0 * (pred == torch.tensor(labels[:max_test])).float().mean().item(), 1)
     return acc
