@@ -234,7 +234,7 @@ PAPER = Path(__file__).resolve().parents[1] / "configs" / "paper"
 
 
 def test_every_paper_config_loads_and_the_plan_expands_to_the_full_grid():
-    from xltune.claims.plan import expand_plan, is_plan
+    from xltune.sweep import expand_plan, is_plan
     from xltune.config import load_config
 
     configs = [p for p in sorted(PAPER.glob("*.yaml")) if not is_plan(p)]
@@ -269,7 +269,7 @@ def test_paper_cells_run_tiny_and_every_claim_gets_a_verdict(tiny_xglm_dir, tmp_
     from test_run import write_xnli_like
 
     from xltune.api import run_experiment
-    from xltune.claims.plan import expand_plan
+    from xltune.sweep import expand_plan
     from xltune.commands import claims as cmd
 
     data = write_xnli_like(tmp_path / "xnli", n_dev=24, n_test=30)

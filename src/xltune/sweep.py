@@ -1,5 +1,14 @@
 """Sweeps: a grid of config overrides expanded into runs, each keyed by the hash of its resolved config and seed.
 
+A sweep is one config times a product grid, or a *plan*: a YAML file with a top-level ``sweep:`` list of
+entries, each its own config, overrides and grid (so a learning rate can be tied to a method, or an epoch count to
+a data regime; configs/paper/study.yaml)::
+
+    sweep:
+      - config: deep_prompt.yaml          # relative to the plan file
+        set: [train.shots=all]            # optional overrides for this entry
+        grid: {task.name: [xnli, pawsx], seeds: [1, 2, 3]}
+
 Finished runs (already in the store) are skipped, so a killed sweep is resumed by running it again; each run is
 written in one transaction, so nothing is half-written or counted twice. ``workers > 1`` runs cells in parallel
 processes (`xltune run` subprocesses), one GPU each when several are visible.
@@ -18,7 +27,7 @@ from pathlib import Path
 import yaml
 
 from .config import ExperimentConfig, load_config, resolve_paths
-from .errors import XLTuneError
+from .errors import XLTuneError, unknown_name
 from .store import Store
 
 
@@ -29,6 +38,7 @@ class Cell:
     seed: int
     run_id: str
     done: bool = False
+    source: str = ""  # the config file the cell's overrides apply to
 
     def label(self) -> str:
         return " ".join(self.overrides)
@@ -65,10 +75,66 @@ def expand(config_path: str | Path, grid_items: list[str], overrides: list[str] 
         for seed in seed_values or base.seeds:
             cfg = load_config(config_path, sets + [f"seeds=[{seed}]"])
             cfg = resolve_paths(cfg)
-            cells.append(Cell(sets + [f"seeds=[{seed}]"], cfg, seed, cfg.run_key(seed)))
+            cells.append(Cell(sets + [f"seeds=[{seed}]"], cfg, seed, cfg.run_key(seed), source=str(config_path)))
     ids = [c.run_id for c in cells]
     if len(set(ids)) != len(ids):
         raise XLTuneError("the grid produces the same run twice (a grid key that does not change the config?)")
+    return cells
+
+
+ENTRY_KEYS = ("config", "set", "grid")
+
+
+@dataclass
+class PlanEntry:
+    config: Path
+    overrides: list[str]
+    grid: list[str]  # --grid items, key=v1,v2
+
+
+def is_plan(path: str | Path) -> bool:
+    """True when the YAML file is a plan (a top-level ``sweep:`` list) rather than an experiment config."""
+    try:
+        data = yaml.safe_load(Path(path).read_text(encoding="utf-8"))
+    except (OSError, yaml.YAMLError):
+        return False
+    return isinstance(data, dict) and "sweep" in data
+
+
+def load_plan(path: str | Path) -> list[PlanEntry]:
+    path = Path(path)
+    try:
+        data = yaml.safe_load(path.read_text(encoding="utf-8"))
+    except OSError as e:
+        raise XLTuneError(f"cannot read sweep plan {path}: {e.strerror}") from None
+    entries = data.get("sweep") if isinstance(data, dict) else None
+    if not isinstance(entries, list) or not entries:
+        raise XLTuneError(f"{path}: expected a top-level 'sweep:' list of {{config, set, grid}} entries")
+    out = []
+    for i, e in enumerate(entries):
+        loc = f"{path}: sweep[{i}]"
+        if not isinstance(e, dict) or "config" not in e:
+            raise XLTuneError(f"{loc}: each entry needs 'config' (a config file relative to the plan)")
+        for k in e:
+            if k not in ENTRY_KEYS:
+                raise unknown_name("plan entry key", k, ENTRY_KEYS, loc)
+        grid = e.get("grid") or {}
+        if not isinstance(grid, dict):
+            raise XLTuneError(f"{loc}: grid must map keys to lists of values, got {grid!r}")
+        items = [f"{k}={','.join(_fmt(v) for v in (vals if isinstance(vals, list) else [vals]))}"
+                 for k, vals in grid.items()]
+        out.append(PlanEntry((path.parent / e["config"]).resolve(), [str(s) for s in e.get("set") or []], items))
+    return out
+
+
+def expand_plan(path: str | Path, overrides: list[str] | None = None) -> list[Cell]:
+    """Every run of every entry (``overrides`` go first, then the entry's own ``set``, then its grid)."""
+    cells: list[Cell] = []
+    for entry in load_plan(path):
+        cells.extend(expand(entry.config, entry.grid, list(overrides or []) + entry.overrides))
+    ids = [c.run_id for c in cells]
+    if len(set(ids)) != len(ids):
+        raise XLTuneError(f"{path}: two entries produce the same run")
     return cells
 
 
@@ -86,13 +152,20 @@ def mark_done(cells: list[Cell]) -> None:
 
 def run_sweep(config_path: str | Path, grid_items: list[str], *, overrides: list[str] | None = None,
               workers: int = 1, dry_run: bool = False, log=print) -> list[Cell]:
-    cells = expand(config_path, grid_items, overrides)
+    if is_plan(config_path):
+        if grid_items:
+            raise XLTuneError(f"{config_path} is a sweep plan: its grids are in the file (no --grid)")
+        cells = expand_plan(config_path, overrides)
+    else:
+        cells = expand(config_path, grid_items, overrides)
     mark_done(cells)
     todo = [c for c in cells if not c.done]
     log(f"sweep: {len(cells)} runs, {len(cells) - len(todo)} already in the store, {len(todo)} to run")
     if dry_run:
         for i, c in enumerate(cells):
-            log(f"  {i:>4}  {'done   ' if c.done else 'pending'}  {c.run_id}  {c.label()}")
+            log(f"  {i:>4}  {'done   ' if c.done else 'pending'}  {c.run_id}  {c.config.method.name:<11} "
+                f"{c.config.objective.tag():<8} {c.config.task.name:<6} K={c.config.train.shots!s:<4} seed {c.seed}"
+                f"  {c.label()}")
         return cells
     if workers <= 1:
         from .api import run_experiment
@@ -102,7 +175,7 @@ def run_sweep(config_path: str | Path, grid_items: list[str], *, overrides: list
             run_experiment(c.config, log=log)
             c.done = True
         return cells
-    _run_parallel(config_path, todo, workers, log)
+    _run_parallel(todo, workers, log)
     mark_done(cells)
     missing = [c for c in cells if not c.done]
     if missing:
@@ -111,7 +184,7 @@ def run_sweep(config_path: str | Path, grid_items: list[str], *, overrides: list
     return cells
 
 
-def _run_parallel(config_path, todo: list[Cell], workers: int, log) -> None:
+def _run_parallel(todo: list[Cell], workers: int, log) -> None:
     gpus = _visible_gpus()
     queue = list(enumerate(todo))
     running: list[tuple[subprocess.Popen, Cell, str | None]] = []
@@ -124,7 +197,7 @@ def _run_parallel(config_path, todo: list[Cell], workers: int, log) -> None:
             env = dict(os.environ)
             if gpu is not None:
                 env["CUDA_VISIBLE_DEVICES"] = gpu
-            cmd = [sys.executable, "-m", "xltune.cli", "run", str(config_path)]
+            cmd = [sys.executable, "-m", "xltune.cli", "run", c.source]
             for o in c.overrides:
                 cmd += ["--set", o]
             log(f"sweep: start [{i + 1}/{len(todo)}] {c.label()}" + (f" on GPU {gpu}" if gpu else ""))
