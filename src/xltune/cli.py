@@ -36,6 +36,19 @@ def build_parser() -> argparse.ArgumentParser:
     return parser
 
 
+def _one_line_warning(message, category, filename, lineno, file=None, line=None) -> None:
+    """Warnings about the user's inputs (e.g. repaired IOB tags) as one line, like errors."""
+    print(f"xltune: warning: {message}", file=sys.stderr if file is None else file)
+
+
+def entry() -> None:
+    """The console script: user-facing warnings as one line each, then :func:`main`."""
+    import warnings
+
+    warnings.showwarning = _one_line_warning
+    sys.exit(main())
+
+
 def main(argv: list[str] | None = None) -> int:
     parser = build_parser()
     args = parser.parse_args(argv)
@@ -56,4 +69,4 @@ def main(argv: list[str] | None = None) -> int:
 
 
 if __name__ == "__main__":
-    sys.exit(main())
+    entry()

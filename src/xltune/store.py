@@ -111,6 +111,9 @@ class Store:
             self.conn.execute("PRAGMA foreign_keys=ON")
             self.conn.executescript(SCHEMA)
         except (sqlite3.Error, OSError) as e:
+            blocker = next((p for p in self.path.parents if p.exists() and not p.is_dir()), None)
+            if blocker is not None:
+                raise XLTuneError(f"cannot open results store {self.path}: {blocker} is a file, not a folder") from None
             raise XLTuneError(f"cannot open results store {self.path}: {e} (is the folder writable?)") from None
         self.conn.row_factory = sqlite3.Row
 
