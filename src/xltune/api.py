@@ -17,6 +17,7 @@ from pathlib import Path
 
 import numpy as np
 import torch
+from tqdm.auto import tqdm
 
 from . import __version__
 from .config import ExperimentConfig, resolve_paths
@@ -111,8 +112,8 @@ def run_experiment(cfg: ExperimentConfig, *, force: bool = False, log=print) -> 
     cfg = resolve_paths(copy.deepcopy(cfg))
     from accelerate import PartialState
 
-    if not PartialState(cpu=not torch.cuda.is_available()).is_main_process:  # under `accelerate launch` / --processes: one process speaks
-        log = _quiet
+    if not PartialState(cpu=not torch.cuda.is_available()).is_main_process:
+        log = _quiet  # under `accelerate launch` / --processes: one process speaks
     with Store(cfg.store) as store:  # opened first: an unwritable store fails before any work
         keys = {seed: cfg.run_key(seed) for seed in cfg.seeds}
         todo = [s for s in cfg.seeds if force or not store.has_run(keys[s])]
@@ -237,7 +238,9 @@ def _run_seed(prep: Prepared, seed: int, run_id: str, store: Store, force: bool,
 
     t0 = time.perf_counter()
     results, truncated, windowed = [], 0, 0
-    for lang in prep.targets:
+    langs = tqdm(prep.targets, desc="evaluate", unit="lang", leave=False,
+                 disable=not (acc.is_main_process and sys.stderr.isatty()))
+    for lang in langs:
         exs = prep.test[lang]
         enc = encode(exs)
         truncated += enc.truncated

@@ -11,6 +11,7 @@ from __future__ import annotations
 import math
 import os
 import random
+import sys
 import time
 from collections.abc import Callable
 from contextlib import nullcontext
@@ -22,6 +23,7 @@ import numpy as np
 import torch
 import torch.nn.functional as F
 from accelerate import Accelerator
+from tqdm.auto import tqdm
 from transformers import get_linear_schedule_with_warmup
 
 from .config import TrainConfig
@@ -159,6 +161,9 @@ def train(
 
     model.train()
     stop = False
+    # a progress bar on the main process when the log goes to a terminal (not in tests, not in CI logs)
+    bar = tqdm(total=total, initial=result.steps, desc="train", unit="step", leave=False,
+               disable=not (acc.is_main_process and sys.stderr.isatty()))
     for epoch in range(first_epoch, cfg.epochs + 1):
         for batch_pos in train_batches(n, cfg.batch_size, gen):
             feats = [data.features[i] for i in batch_pos]
@@ -187,6 +192,7 @@ def train(
             scheduler.step()
             optimizer.zero_grad(set_to_none=True)
             result.steps += 1
+            bar.update(1)
             if cfg.eval_every and result.steps % cfg.eval_every == 0 and evaluate_now(epoch):
                 stop = True
             if stop or (cfg.max_steps and result.steps >= cfg.max_steps):
@@ -199,6 +205,7 @@ def train(
         if stop:
             result.stopped_early = result.steps < total
             break
+    bar.close()
     if best_state is not None:
         with torch.no_grad():
             for k, p in trainable:
