@@ -55,6 +55,7 @@ class Prepared:
     pool: dict[str, list]  # source lang -> train-split examples
     dev: dict[str, list]  # source lang -> dev examples (model selection)
     test: dict[str, list]  # target lang -> evaluation examples
+    encoded: dict[str, Encoded] = field(default_factory=dict)  # target lang -> encoded test set (same for all seeds)
 
 
 def environment() -> dict:
@@ -162,7 +163,8 @@ def _run_seed(prep: Prepared, seed: int, run_id: str, store: Store, force: bool,
         manifest["languages"][lang] = man
     chosen_ids = {e.id for e in shots}
 
-    backbone = load_backbone(cfg.model, device=acc.device)
+    # frozen backbones may live in bf16 on a GPU (dtype auto); weights that train stay fp32 for AdamW
+    backbone = load_backbone(cfg.model, device=acc.device, frozen=cfg.method.name in ("deep_prompt", "prompt"))
     tok = backbone.tokenizer
     padding_side = tok.padding_side if cfg.model.padding_side == "auto" else cfg.model.padding_side
     model = build_model(backbone, cfg.method, spec.kind, len(spec.labels), cfg.model).to(acc.device)
@@ -242,7 +244,9 @@ def _run_seed(prep: Prepared, seed: int, run_id: str, store: Store, force: bool,
                  disable=not (acc.is_main_process and sys.stderr.isatty()))
     for lang in langs:
         exs = prep.test[lang]
-        enc = encode(exs)
+        if lang not in prep.encoded:  # the tokenizer is the same for every seed: encode once
+            prep.encoded[lang] = encode(exs)
+        enc = prep.encoded[lang]
         truncated += enc.truncated
         windowed += enc.windowed
         results.append(score(spec, exs, predict_all(enc), lang, cfg.eval.split))

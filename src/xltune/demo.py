@@ -1,0 +1,189 @@
+"""`xltune demo`: the whole comparison offline, on a laptop CPU, in minutes.
+
+Builds (or reuses from the cache) the synthetic multilingual world and its pretrained tiny XGLM
+(:mod:`xltune.data.synthetic`), then runs each method with K shots per class in the high-resource source
+language over several seeds, evaluates every language, prints the per-language table (mean ± std, resource
+level, fertility) and writes the report. Runs go to an ordinary results store, so `xltune report` and
+`xltune claims` read them like any other runs.
+"""
+
+from __future__ import annotations
+
+import dataclasses
+import math
+import time
+from dataclasses import dataclass, field
+from pathlib import Path
+
+import numpy as np
+
+from .config import load_config
+from .errors import XLTuneError
+
+# method variants the demo knows: name -> config overrides (P-tuning v2-style lr for prompts, small lr for FT)
+VARIANTS: dict[str, list[str]] = {
+    "finetune": ["method.name=finetune", "train.lr=1e-3"],
+    "deep_prompt": ["method.name=deep_prompt", "method.prefix_length=8", "train.lr=1e-2"],
+    "deep_prompt+tcl+lcl": ["method.name=deep_prompt", "method.prefix_length=8", "train.lr=1e-2",
+                            "objective.translation_contrast=0.5", "objective.label_contrast=0.5"],
+    "prompt": ["method.name=prompt", "method.prefix_length=8", "train.lr=1e-2"],
+    "lora": ["method.name=lora", "train.lr=3e-3"],
+}
+
+
+@dataclass
+class DemoConfig:
+    shots: int = 32
+    seeds: list[int] = field(default_factory=lambda: [1, 2, 3])
+    methods: list[str] = field(default_factory=lambda: ["finetune", "deep_prompt", "deep_prompt+tcl+lcl"])
+    epochs: int = 15
+    batch_size: int = 16
+    store: str = "xltune-demo.sqlite"
+    report_dir: str | None = "xltune-demo-report"
+    fresh: bool = False
+    extra: list[str] = field(default_factory=list)  # --set overrides of the run config
+
+    def __post_init__(self) -> None:
+        if not 1 <= self.shots <= 256:
+            raise XLTuneError(f"demo shots must be in 1..256 per class, got {self.shots}")
+        for m in self.methods:
+            if m not in VARIANTS:
+                from .errors import unknown_name
+
+                raise unknown_name("demo method", m, VARIANTS)
+
+
+def run_configs(data_dir: Path, model_dir: Path, langs: list[str], source: str, demo: DemoConfig,
+                method: str, translation_langs: list[str]) -> list[str]:
+    sets = [
+        f"model.name_or_path={model_dir}", "model.head_dropout=0.1",
+        "task.name=custom", f"task.data_dir={Path(data_dir) / 'nli'}", "task.format=tsv",
+        "task.file_pattern={split}-{lang}.tsv", "task.text_columns=[premise, hypothesis]", "task.label_column=label",
+        "task.labels=[entailment, neutral, contradiction]", f"task.languages=[{', '.join(langs)}]",
+        f"train.languages=[{source}]", "train.split=train", f"train.shots={demo.shots}",
+        f"train.epochs={demo.epochs}", f"train.batch_size={demo.batch_size}", "train.dev.patience=4",
+        "eval.split=test", f"seeds=[{', '.join(map(str, demo.seeds))}]", f"store={demo.store}",
+        "save_checkpoint=false",
+    ] + VARIANTS[method]
+    if "objective.translation_contrast=0.5" in VARIANTS[method]:
+        sets.append(f"objective.translation_languages=[{', '.join(translation_langs)}]")
+    return sets + demo.extra
+
+
+def run_demo(demo: DemoConfig, world_overrides: dict | None = None, log=print) -> dict:
+    """Build/reuse the world, run every method, print the table; returns timings and per-language results."""
+    from .api import run_experiment
+    from .data.synthetic import WorldConfig, ensure_world_and_model
+
+    timings: dict[str, float] = {}
+    t0 = time.perf_counter()
+    world_cfg = WorldConfig(**(world_overrides or {}))
+    data_dir, model_dir, facts = ensure_world_and_model(world_cfg, fresh=demo.fresh)
+    timings["world + pretraining"] = time.perf_counter() - t0
+    for k, v in (facts.get("timings") or {}).items():
+        log(f"   {k}: {v}")
+    langs = [lang.code for lang in world_cfg.languages]
+    source = max(world_cfg.languages, key=lambda lang: lang.resource).code
+    others = [x for x in langs if x != source]
+    log(f"world: {len(langs)} languages, source {source}; data {data_dir}; model {model_dir}")
+
+    results: dict[str, dict[str, list[float]]] = {}
+    for method in demo.methods:
+        t = time.perf_counter()
+        cfg = load_config(None, run_configs(data_dir, model_dir, langs, source, demo, method, others[:3]))
+        runs = run_experiment(cfg, log=_indent(log))
+        timings[method] = time.perf_counter() - t
+        per_lang: dict[str, list[float]] = {}
+        for r in runs:
+            for lr in r.results:
+                per_lang.setdefault(lr.lang, []).append(lr.headline)
+        if any(r.skipped for r in runs):
+            per_lang = _from_store(demo.store, [r.run_id for r in runs])
+        results[method] = per_lang
+    log(table(results, langs, world_cfg, facts, source))
+    if demo.report_dir:
+        t = time.perf_counter()
+        from .report import build_report
+
+        build_report(demo.store, demo.report_dir, progress=False)
+        timings["report"] = time.perf_counter() - t
+        log(f"report: {Path(demo.report_dir) / 'report.html'}")
+    timings["total"] = time.perf_counter() - t0
+    log("stage times: " + ", ".join(f"{k} {v:.1f} s" for k, v in timings.items()))
+    log(f"runs are in {Path(demo.store).resolve()} (read them with `xltune report --store {demo.store} --out DIR`)")
+    return {"timings": timings, "results": results, "source": source, "languages": langs, "facts": facts}
+
+
+def table(results: dict, langs: list[str], world_cfg, facts: dict, source: str) -> str:
+    chance = 100 / 3
+    lang_facts = facts.get("languages", {}) if isinstance(facts, dict) else {}
+    total = sum(lang.resource for lang in world_cfg.languages)
+    head = f"{'lang':<7}{'resource':>9}{'fertility':>10}" + "".join(f"{m:>22}" for m in results)
+    lines = [f"NLI accuracy (%), mean ± std over seeds; chance {chance:.1f}; source {source}", head]
+    for cfg_lang in world_cfg.languages:
+        lang = cfg_lang.code
+        fert = lang_facts.get(lang, {}).get("fertility")
+        row = f"{lang:<7}{100 * cfg_lang.resource / total:>8.1f}%{fert if fert is None else f'{fert:.2f}':>10}"
+        for m, per_lang in results.items():
+            v = np.array(per_lang.get(lang, [])) * 100
+            sd = v.std(ddof=1) if len(v) > 1 else math.nan
+            row += f"{f'{v.mean():.1f} ± {sd:.1f}':>22}" if len(v) else f"{'–':>22}"
+        lines.append(row)
+    return "\n".join(lines)
+
+
+def _from_store(store: str, run_ids: list[str]) -> dict[str, list[float]]:
+    from .store import Store
+
+    out: dict[str, list[float]] = {}
+    with Store(store) as s:
+        for r in s.metrics(run_id=run_ids, metric="accuracy"):
+            out.setdefault(r["lang"], []).append(r["value"])
+    return out
+
+
+def _indent(log):
+    return lambda msg="", *a, **k: log("   " + str(msg).replace("\n", "\n   "), *a, **k)
+
+
+def parse_resources(items: list[str], world_cfg_languages) -> list:
+    """``code=level`` overrides of the languages' resource levels."""
+    langs = [dataclasses.replace(lang) for lang in world_cfg_languages]
+    for item in items:
+        if "=" not in item:
+            raise XLTuneError(f"--resource expects CODE=LEVEL, got {item!r}")
+        code, level = item.split("=", 1)
+        match = [lang for lang in langs if lang.code == code]
+        if not match:
+            from .errors import unknown_name
+
+            raise unknown_name("demo language", code, [lang.code for lang in langs])
+        match[0].resource = float(level)
+    return langs
+
+
+def resource_sweep(demo: DemoConfig, languages: list, spec: str, log=print) -> dict[float, dict[str, float]]:
+    """Rebuild the world with ``LANG`` at each level (everything else fixed) and report its transfer accuracy.
+
+    Each level is its own world and pretrained model (cached), so the only difference is how much of the
+    pretraining corpus the language has."""
+    if "=" not in spec:
+        raise XLTuneError(f"--resource-sweep expects LANG=L1,L2,L3, got {spec!r}")
+    code, raw = spec.split("=", 1)
+    levels = [float(x) for x in raw.split(",") if x.strip()]
+    if len(levels) < 2:
+        raise XLTuneError("--resource-sweep needs at least two levels")
+    out: dict[float, dict[str, float]] = {}
+    for level in levels:
+        langs = parse_resources([f"{code}={level}"], languages)
+        store = str(Path(demo.store).with_suffix("")) + f"-{code}-{level:g}.sqlite"
+        sub = dataclasses.replace(demo, store=store, report_dir=None)
+        log(f"== {code} at resource level {level:g}")
+        res = run_demo(sub, {"languages": langs}, log=_indent(log))
+        out[level] = {m: float(np.mean(v.get(code, [math.nan]))) for m, v in res["results"].items()}
+    head = f"{code} accuracy (%) by resource level"
+    lines = [head, f"{'level':>8}" + "".join(f"{m:>22}" for m in demo.methods)]
+    for level, accs in out.items():
+        lines.append(f"{level:>8g}" + "".join(f"{100 * accs[m]:>22.1f}" for m in demo.methods))
+    log("\n".join(lines))
+    return out
