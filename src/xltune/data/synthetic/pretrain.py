@@ -24,23 +24,24 @@ SPECIALS = ("<s>", "</s>", "<pad>", "<unk>")
 
 @dataclass
 class PretrainConfig:
-    vocab_size: int = 700  # small on purpose: frequent (high-resource) words get merged, rare ones stay split
-    d_model: int = 128
+    vocab_size: int = 800  # small on purpose: frequent (high-resource) words get merged, rare ones stay split
+    d_model: int = 64  # d64 learns the premise/hypothesis comparison within the CPU budget; d128 costs 3x per step
     layers: int = 2
     heads: int = 4
-    ffn_dim: int = 256
-    seq_len: int = 64  # documents are short (a QA passage is ~20-30 tokens); 64 x 64 costs what 32 x 128 does
-    batch_size: int = 64
-    steps: int = 400
-    lr: float = 3e-3
+    ffn_dim: int = 128
+    seq_len: int = 48  # one document per row (QA passages are ~15 tokens); longer stories are cut
+    batch_size: int = 128
+    steps: int = 600
+    lr: float = 6e-3
     warmup: int = 30
     threads: int = 2
+    pack: bool = False  # False: one document per row from position 0, as the pipeline feeds one example
     seed: int = 0
 
     def __post_init__(self) -> None:
         for f in dataclasses.fields(self):
             v = getattr(self, f.name)
-            if f.name not in ("seed", "warmup") and v <= 0:
+            if f.name not in ("seed", "warmup", "pack") and v <= 0:
                 raise XLTuneError(f"PretrainConfig.{f.name} must be > 0, got {v}")
         if self.d_model % self.heads:
             raise XLTuneError(f"PretrainConfig: d_model ({self.d_model}) must be a multiple of heads ({self.heads})")
@@ -76,11 +77,18 @@ def fertility(tokenizer, lines: list[str]) -> float:
 
 
 # -- pretraining ---------------------------------------------------------------------------------------------------
-def _blocks(tokenizer, world: World, seq_len: int, rng: random.Random) -> torch.Tensor:
+def _blocks(tokenizer, world: World, seq_len: int, rng: random.Random, pack: bool = True) -> torch.Tensor:
+    """Token rows for the LM. ``pack``: documents concatenated and cut into ``seq_len`` blocks (the usual LM
+    recipe). Otherwise one document per row starting at position 0, right-padded with ``<pad>`` (ignored by the
+    loss): a task example in the pipeline also starts at position 0, so the positional "k tokens back" pattern
+    that compares hypothesis with premise is learned at the positions where the pipeline will use it."""
     docs = [l for p in world.corpus.values() for l in p.read_text(encoding="utf-8").splitlines() if l]
     rng.shuffle(docs)
     ids = tokenizer(docs, add_special_tokens=False)["input_ids"]
-    bos, eos = tokenizer.bos_token_id, tokenizer.eos_token_id
+    bos, eos, pad = tokenizer.bos_token_id, tokenizer.eos_token_id, tokenizer.pad_token_id
+    if not pack:
+        rows = [[bos, *d, eos][:seq_len] for d in ids]
+        return torch.tensor([r + [pad] * (seq_len - len(r)) for r in rows])
     stream = [t for d in ids for t in (bos, *d, eos)]
     n = len(stream) // seq_len
     return torch.tensor(stream[: n * seq_len]).view(n, seq_len)
@@ -103,7 +111,7 @@ def pretrain(world: World, out_dir: str | Path, steps: int | None = None, cfg: P
         tok = train_tokenizer(list(world.corpus.values()), cfg.vocab_size, out)
         t1 = time.perf_counter()
         torch.manual_seed(cfg.seed)
-        data = _blocks(tok, world, cfg.seq_len, random.Random(cfg.seed))
+        data = _blocks(tok, world, cfg.seq_len, random.Random(cfg.seed), cfg.pack)
         mcfg = XGLMConfig(vocab_size=len(tok), d_model=cfg.d_model, num_layers=cfg.layers, attention_heads=cfg.heads,
                           ffn_dim=cfg.ffn_dim, max_position_embeddings=cfg.seq_len * 2, dropout=0.0,
                           attention_dropout=0.0, activation_dropout=0.0, layerdrop=0.0,
@@ -118,7 +126,10 @@ def pretrain(world: World, out_dir: str | Path, steps: int | None = None, cfg: P
         losses = []
         for step in range(cfg.steps):
             batch = data[torch.randint(len(data), (cfg.batch_size,), generator=g)]
-            loss = model(input_ids=batch, labels=batch).loss
+            mask = batch != tok.pad_token_id
+            width = int(mask.sum(1).max())  # unpacked rows: cut the batch to its longest document
+            batch, mask = batch[:, :width], mask[:, :width]
+            loss = model(input_ids=batch, attention_mask=mask.long(), labels=batch.masked_fill(~mask, -100)).loss
             loss.backward()
             torch.nn.utils.clip_grad_norm_(model.parameters(), 1.0)
             opt.step()
