@@ -13,7 +13,7 @@ from pathlib import Path
 import numpy as np
 import pytest
 
-from xltune.claims import (CONTRADICTED, INCONCLUSIVE, NOT_TESTABLE, SUPPORTED, Claim, check_claims,
+from xltune.claims import (CONTRADICTED, INCONCLUSIVE, NOT_TESTABLE, SUPPORTED, check_claims,
                            format_verdicts, load_claims)
 from xltune.errors import XLTuneError
 from xltune.store import MetricRow, RunRecord, Store
@@ -266,7 +266,7 @@ def test_every_paper_config_loads_and_the_plan_expands_to_the_full_grid():
 def test_paper_cells_run_tiny_and_every_claim_gets_a_verdict(tiny_xglm_dir, tmp_path, capsys):
     """Four cells of the study (deep_prompt and finetune on XNLI, seeds 1 and 2) on a tiny model and tiny files,
     then `xltune claims` on that store: a verdict with numbers for every claim."""
-    from test_run import write_xnli_like
+    from tiny_data import write_xnli_like
 
     from xltune.api import run_experiment
     from xltune.sweep import expand_plan

@@ -16,32 +16,9 @@ from xltune.data.tasks import resolve_task
 from xltune.errors import XLTuneError
 from xltune.store import Store
 
-LABELS = ["entailment", "neutral", "contradiction"]
-LANGS = ["en", "de", "sw"]
-WORDS = {
-    "en": "the a man woman dog cat runs sleeps is not happy big small house city".split(),
-    "de": "der die mann frau hund katze läuft schläft ist nicht glücklich groß klein haus stadt".split(),
-    "sw": "mtu mwanamke mbwa paka anakimbia analala ni si furaha kubwa ndogo nyumba mji".split(),
-}
+from tiny_data import LANGS, write_xnli_like  # noqa: E402  (tests/ is on sys.path)
+
 QUIET = {"log": lambda *_: None}
-
-
-def write_xnli_like(folder, n_dev=30, n_test=9, seed=0):
-    """Line-aligned premise/hypothesis/label files: line i has the same label in every language."""
-    rng = random.Random(seed)
-    folder.mkdir(parents=True, exist_ok=True)
-    for split, n in (("dev", n_dev), ("test", n_test)):
-        labels = [LABELS[i % 3] for i in range(n)]
-        rng.shuffle(labels)
-        for lang in LANGS:
-            r = random.Random(f"{seed}-{split}-{lang}")
-            lines = ["premise\thypothesis\tlabel"]
-            for lab in labels:
-                p = " ".join(r.choice(WORDS[lang]) for _ in range(r.randint(3, 8)))
-                h = " ".join(r.choice(WORDS[lang]) for _ in range(r.randint(2, 5)))
-                lines.append(f"{p}\t{h}\t{lab}")
-            (folder / f"{split}-{lang}.tsv").write_text("\n".join(lines) + "\n", encoding="utf-8")
-    return folder
 
 
 def config(model_dir, data_dir, tmp_path, method="deep_prompt", **sets):
@@ -57,7 +34,7 @@ def config(model_dir, data_dir, tmp_path, method="deep_prompt", **sets):
 
 @pytest.fixture()
 def xnli_dir(tmp_path):
-    return write_xnli_like(tmp_path / "xnli")
+    return write_xnli_like(tmp_path / "xnli", n_test=9)
 
 
 @pytest.mark.parametrize("method", ["deep_prompt", "finetune"])

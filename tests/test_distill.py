@@ -17,27 +17,9 @@ from xltune.distill import UnlabelledSource, distill, kd_loss, student_targets
 from xltune.errors import XLTuneError
 from xltune.store import Store
 
+from tiny_data import LANGS, write_xnli_like  # noqa: E402  (tests/ is on sys.path)
+
 QUIET = {"log": lambda *_: None}
-LABELS = ["entailment", "neutral", "contradiction"]
-LANGS = ["en", "de", "sw"]
-WORDS = {
-    "en": "the a man woman dog cat runs sleeps is not happy big small house city".split(),
-    "de": "der die mann frau hund katze läuft schläft ist nicht glücklich groß klein haus stadt".split(),
-    "sw": "mtu mwanamke mbwa paka anakimbia analala ni si furaha kubwa ndogo nyumba mji".split(),
-}
-
-
-def write_xnli_like(folder, n_dev=24, n_test=9):
-    folder.mkdir(parents=True, exist_ok=True)
-    for split, n in (("dev", n_dev), ("test", n_test)):
-        labels = [LABELS[i % 3] for i in range(n)]
-        for lang in LANGS:
-            r = random.Random(f"{split}-{lang}")
-            rows = ["premise\thypothesis\tlabel"] + [
-                f"{' '.join(r.choices(WORDS[lang], k=5))}\t{' '.join(r.choices(WORDS[lang], k=3))}\t{lab}"
-                for lab in labels]
-            (folder / f"{split}-{lang}.tsv").write_text("\n".join(rows) + "\n", encoding="utf-8")
-    return folder
 
 
 def base_overrides(model_dir, tmp_path):
@@ -48,7 +30,7 @@ def base_overrides(model_dir, tmp_path):
 
 @pytest.fixture()
 def xnli_teacher(tiny_xglm_dir, tmp_path):
-    data = write_xnli_like(tmp_path / "xnli")
+    data = write_xnli_like(tmp_path / "xnli", n_dev=24, n_test=9)
     cfg = load_config(None, base_overrides(tiny_xglm_dir, tmp_path) + [
         "method.name=deep_prompt", "task.name=xnli", f"task.data_dir={data}", "train.shots=2"])
     (res,) = run_experiment(cfg, **QUIET)

@@ -18,7 +18,7 @@ from xltune.icl import demonstration_prefix, draw_demonstrations, translated_dem
 from xltune.store import Store
 from xltune.templates import load_templates
 
-from test_run import LANGS, write_xnli_like
+from tiny_data import LANGS, write_xnli_like
 
 
 @pytest.fixture(scope="module")

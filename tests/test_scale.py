@@ -11,7 +11,7 @@ from pathlib import Path
 
 import pytest
 
-from test_run import write_xnli_like
+from tiny_data import write_xnli_like
 from xltune.store import Store
 
 pytestmark = pytest.mark.slow

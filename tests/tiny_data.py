@@ -1,0 +1,31 @@
+"""Tiny task files that tests write for themselves (no ../shared needed)."""
+
+from __future__ import annotations
+
+import random
+
+LABELS = ["entailment", "neutral", "contradiction"]
+LANGS = ["en", "de", "sw"]
+WORDS = {
+    "en": "the a man woman dog cat runs sleeps is not happy big small house city".split(),
+    "de": "der die mann frau hund katze läuft schläft ist nicht glücklich groß klein haus stadt".split(),
+    "sw": "mtu mwanamke mbwa paka anakimbia analala ni si furaha kubwa ndogo nyumba mji".split(),
+}
+
+
+def write_xnli_like(folder, n_dev=30, n_test=12, seed=0):
+    """Line-aligned (same label per line across languages) premise/hypothesis/label files."""
+    rng = random.Random(seed)
+    folder.mkdir(parents=True, exist_ok=True)
+    for split, n in (("dev", n_dev), ("test", n_test)):
+        labels = [LABELS[i % 3] for i in range(n)]
+        rng.shuffle(labels)
+        for lang in LANGS:
+            r = random.Random(f"{seed}-{split}-{lang}")
+            lines = ["premise\thypothesis\tlabel"]
+            for lab in labels:
+                p = " ".join(r.choice(WORDS[lang]) for _ in range(r.randint(3, 9)))
+                h = " ".join(r.choice(WORDS[lang]) for _ in range(r.randint(2, 6)))
+                lines.append(f"{p}\t{h}\t{lab}")
+            (folder / f"{split}-{lang}.tsv").write_text("\n".join(lines) + "\n", encoding="utf-8")
+    return folder
