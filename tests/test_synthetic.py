@@ -186,3 +186,18 @@ def test_ensure_world_and_model_caches_and_model_loads(tmp_path, monkeypatch):
     assert again["timings"] == {"cached": True}
     _, _, rebuilt = ensure_world_and_model(cfg, fresh=True, pretrain_cfg=TINY_LM)
     assert rebuilt["timings"]["cached"] is False
+
+
+def test_unpacked_pretraining_rows_start_each_document_at_position_0(world, tmp_path):
+    import random
+
+    from xltune.data.synthetic.pretrain import _blocks
+
+    tok = train_tokenizer(list(world.corpus.values()), 400, tmp_path)
+    rows = _blocks(tok, world, 48, random.Random(0), pack=False)
+    n_docs = sum(1 for p in world.corpus.values() for l in p.read_text(encoding="utf-8").splitlines() if l)
+    assert rows.shape == (n_docs, 48)
+    assert (rows[:, 0] == tok.bos_token_id).all()
+    # padding only after the document: once a row pads, it pads to the end
+    pad = rows == tok.pad_token_id
+    assert (pad.cumsum(1) == pad.long() * pad.cumsum(1)).all() and (pad[:, 1:] >= pad[:, :-1]).all()

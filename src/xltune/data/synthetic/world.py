@@ -208,7 +208,8 @@ class Sampler:
 
     def nli(self, rng: random.Random, label: str) -> tuple[list[Meaning], Meaning]:
         """Premise: one attribute of a person (each dimension has its own verb: "stands tall", "feels sad"),
-        half the time with a relation fact as a distractor. Hypothesis: one attribute of the same person.
+        with probability ``distractor`` a relation fact as well (default 0: the rigid template keeps the
+        hypothesis' value a fixed number of tokens after the premise's, which a tiny causal LM learns). Hypothesis: one attribute of the same person.
         entailment = the stated value; contradiction = another value of the stated dimension; neutral = a value
         of another dimension. Unigram bags do not give the label away (every label has the same names, one
         attribute verb and one value in each side); what decides it is whether the hypothesis' verb and value
