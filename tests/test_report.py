@@ -66,8 +66,9 @@ def test_report_writes_markdown_html_and_embeds_images(report):
     assert all(base64.b64decode(b)[:8] == b"\x89PNG\r\n\x1a\n" for b in imgs)
     assert "<script" not in page
     for section in ("Results per language", "Score vs number of shots", "Resource groups", "Significance (vs finetune)",
-                    "Environment"):
+                    "Claims", "Environment"):
         assert section in md and section in page
+    assert "C8: XGLM is decoder-only" in md and "| supported |" in md  # the claims section has its verdicts
     assert "transformers" in md and "5.24.0" in md  # environment manifest
     assert "1 language(s) without log10 pretraining tokens skipped (yo)" in md
     assert "whitespace-free languages" in md and "(th)" in md  # th has no word-level fertility

@@ -197,7 +197,8 @@ def build_report(
         if not runs:
             raise XLTuneError(f"results store {store_path} has no runs")
         doc = Doc()
-        _build(doc, store, store_path, runs, metric_rows, table, toks, baseline, n_resamples, seed, progress)
+        _build(doc, store, store_path, runs, metric_rows, table, toks, baseline, n_resamples, seed, progress,
+               tokstats_path=tokstats, resources_path=resources)
     out.mkdir(parents=True, exist_ok=True)
     (out / "figures").mkdir(exist_ok=True)
     for name, png in doc.figures.items():
@@ -210,7 +211,7 @@ def build_report(
 
 
 def _build(doc, store, store_path, runs, metric_rows, table: ResourceTable, toks, baseline, n_resamples, seed,
-           progress) -> None:
+           progress, tokstats_path=None, resources_path=None) -> None:
     rows = agg.aggregate(metric_rows)
     methods = sorted({r["method"] for r in runs})
     base = choose_baseline(methods, baseline)
@@ -248,6 +249,7 @@ def _build(doc, store, store_path, runs, metric_rows, table: ResourceTable, toks
     _resource_section(doc, rows, keys, cells, table, toks, base, primary)
     _significance_section(doc, store, keys, cells, base, primary, n_resamples, seed, bar)
     bar.close()
+    _claims_section(doc, store_path, tokstats_path, resources_path, n_resamples, seed)
     _environment_section(doc, runs)
 
 
@@ -357,6 +359,19 @@ def _significance_section(doc, store, keys, cells, base, primary, n_resamples, s
 
 def _fmt_p(p: float | None) -> str:
     return "–" if p is None or (isinstance(p, float) and math.isnan(p)) else f"{p:.3g}"
+
+
+def _claims_section(doc: Doc, store_path, tokstats_path, resources_path, n_resamples: int, seed: int) -> None:
+    """The published claims (xltune.claims) checked against these runs, one row per claim."""
+    from .claims import check_claims
+
+    doc.h(2, "Claims")
+    verdicts = check_claims(store_path, tokstats=tokstats_path, resources=resources_path, n_resamples=n_resamples,
+                            seed=seed)
+    doc.p("Each claim of the study is a declared check (xltune/resources/claims.yaml; `xltune claims` prints the "
+          "evidence in full).")
+    doc.table(["claim", "verdict", "statistic", "reason"],
+              [[f"{v.id}: {v.claim.text}", v.status, v.statistic, v.reason] for v in verdicts])
 
 
 def _environment_section(doc: Doc, runs: Sequence[dict]) -> None:
