@@ -130,6 +130,11 @@ def test_ner_run_stores_span_f1_per_language(request, tmp_path, model_fixture, m
         assert per_type["ids"]  # the few-shot manifest (K mentions per type) is stored
         preds = s.predictions(run["run_id"], "de", "test")
         assert len(preds) == 15 and preds[0][1].startswith("[")  # JSON tag lists per sentence
+    if model_fixture == "tiny_xglm_dir" and method == "finetune":
+        from xltune.report import build_report
+
+        md = build_report(tmp_path / "s.sqlite", tmp_path / "report", progress=False)["markdown"].read_text()
+        assert "left context only" in md  # decoders' causal view of tagging is stated in the report
 
 
 @pytest.mark.shared

@@ -176,6 +176,8 @@ def _run_seed(prep: Prepared, seed: int, run_id: str, store: Store, force: bool,
         model = verbalizer_model(model, backbone, templates, padding_side)
     trainable, total = model.count_parameters()
     log(f"   trainable parameters: {trainable:,} of {total:,} ({100 * trainable / total:.4f} %)")
+    if token_task and backbone.is_decoder:
+        log("   note: with a decoder each token's label is predicted from its LEFT context only (causal attention)")
 
     def encode(examples) -> Encoded:
         if cfg.model.head == "verbalizer":
@@ -271,7 +273,7 @@ def _run_seed(prep: Prepared, seed: int, run_id: str, store: Store, force: bool,
                              "best_step": tres.best_step, "stopped_early": tres.stopped_early,
                              "history": tres.history},
                    "truncated": truncated + train_enc.truncated, "windowed": windowed,
-                   "decoder": backbone.is_decoder, "objective": objective_info},
+                   "decoder": backbone.is_decoder, "task_kind": spec.kind, "objective": objective_info},
         )
         store.write_run(rec, replace=force)
         resume.unlink(missing_ok=True)  # the run is stored: nothing left to resume

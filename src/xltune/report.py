@@ -237,6 +237,12 @@ def _build(doc, store, store_path, runs, metric_rows, table: ResourceTable, toks
     bar = tqdm(total=2 * len(keys), desc="report", unit="step", disable=not progress)
 
     doc.h(2, "Results per language")
+    causal_tagging = sorted({(r["task"], r["model"]) for r in runs
+                             if r["extra"].get("decoder") and r["extra"].get("task_kind") == "token"})
+    if causal_tagging:
+        doc.p("Note: " + "; ".join(f"{t} with {m}" for t, m in causal_tagging) + " — a decoder labels each token "
+              "from its left context only (causal attention), while an encoder sees the whole sentence; compare "
+              "tagging results across the two kinds of model with that in mind.")
     for key in keys:
         task, model, shots, split = key
         doc.h(3, f"{task} — {model}, K={shots}, {split} ({primary[task]})")
