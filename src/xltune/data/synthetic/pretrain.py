@@ -36,12 +36,13 @@ class PretrainConfig:
     warmup: int = 30
     threads: int = 2
     pack: bool = False  # False: one document per row from position 0, as the pipeline feeds one example
+    position_jitter: int = 0  # >0: half the rows start at a random position 1..jitter (tried 16: worse, see docs)
     seed: int = 0
 
     def __post_init__(self) -> None:
         for f in dataclasses.fields(self):
             v = getattr(self, f.name)
-            if f.name not in ("seed", "warmup", "pack") and v <= 0:
+            if f.name not in ("seed", "warmup", "pack", "position_jitter") and v <= 0:
                 raise XLTuneError(f"PretrainConfig.{f.name} must be > 0, got {v}")
         if self.d_model % self.heads:
             raise XLTuneError(f"PretrainConfig: d_model ({self.d_model}) must be a multiple of heads ({self.heads})")
@@ -113,7 +114,7 @@ def pretrain(world: World, out_dir: str | Path, steps: int | None = None, cfg: P
         torch.manual_seed(cfg.seed)
         data = _blocks(tok, world, cfg.seq_len, random.Random(cfg.seed), cfg.pack)
         mcfg = XGLMConfig(vocab_size=len(tok), d_model=cfg.d_model, num_layers=cfg.layers, attention_heads=cfg.heads,
-                          ffn_dim=cfg.ffn_dim, max_position_embeddings=cfg.seq_len * 2, dropout=0.0,
+                          ffn_dim=cfg.ffn_dim, max_position_embeddings=cfg.seq_len * 2 + cfg.position_jitter, dropout=0.0,
                           attention_dropout=0.0, activation_dropout=0.0, layerdrop=0.0,
                           pad_token_id=tok.pad_token_id, bos_token_id=tok.bos_token_id, eos_token_id=tok.eos_token_id,
                           decoder_start_token_id=tok.eos_token_id)
@@ -129,7 +130,13 @@ def pretrain(world: World, out_dir: str | Path, steps: int | None = None, cfg: P
             mask = batch != tok.pad_token_id
             width = int(mask.sum(1).max())  # unpacked rows: cut the batch to its longest document
             batch, mask = batch[:, :width], mask[:, :width]
-            loss = model(input_ids=batch, attention_mask=mask.long(), labels=batch.masked_fill(~mask, -100)).loss
+            # A prefix of P deep-prompt vectors moves the input to positions P.. (as a KV cache does): start half
+            # the rows later, so the positional comparison the model learns does not hinge on absolute position 0.
+            shift = torch.randint(1, cfg.position_jitter + 1, (len(batch), 1), generator=g) if cfg.position_jitter else 0
+            shift = shift * (torch.rand(len(batch), 1, generator=g) < 0.5) if cfg.position_jitter else 0
+            pos = torch.arange(width).unsqueeze(0) + shift
+            loss = model(input_ids=batch, attention_mask=mask.long(), position_ids=pos,
+                         labels=batch.masked_fill(~mask, -100)).loss
             loss.backward()
             torch.nn.utils.clip_grad_norm_(model.parameters(), 1.0)
             opt.step()
