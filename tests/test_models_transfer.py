@@ -94,3 +94,29 @@ def test_trainable_checkpoint_round_trip(tiny_xglm_dir):
             assert torch.equal(p.detach(), state[n])
     with pytest.raises(XLTuneError, match="trainable"):
         other.load_trainable({"head.linear.weight": state["head.linear.weight"]})
+
+
+@pytest.mark.parametrize("arch", ["xglm", "xlm-roberta"])
+@pytest.mark.parametrize("positions", ["shift", "keep"])
+def test_prefix_positions_shift_or_keep(arch, positions, tiny_xglm_dir, tiny_xlmr_dir):
+    """`method.prefix_positions`: input positions start after the prefix (shift, peft's convention) or at the
+    model's own first position (keep); padding invariance holds either way."""
+    path = tiny_xglm_dir if arch == "xglm" else tiny_xlmr_dir
+    model_cfg = ModelConfig(name_or_path=str(path))
+    backbone = load_backbone(model_cfg)
+    torch.manual_seed(0)
+    method = MethodConfig(name="deep_prompt", prefix_length=4, prefix_positions=positions)
+    model = build_model(backbone, method, "sequence", 3, model_cfg).eval()
+    seen = {}
+    hook = model.backbone.register_forward_pre_hook(
+        lambda mod, args, kwargs: seen.update(pos=kwargs["position_ids"].clone()), with_kwargs=True)
+    tok = backbone.tokenizer
+    right, mask = logits(tok, model, TEXTS, "right")
+    hook.remove()
+    mask = mask.bool()
+    first = seen["pos"][:, 0]  # right padding: column 0 is every row's first real token
+    own_start = encoder_position_ids(model.backbone, mask.long(), 0)[:, 0] if arch == "xlm-roberta" else 0
+    expected = own_start + (4 if positions == "shift" else 0)
+    assert torch.equal(first, torch.as_tensor(expected).expand_as(first))
+    left, _ = logits(tok, model, TEXTS, "left")
+    torch.testing.assert_close(left, right, atol=1e-5, rtol=1e-5)

@@ -62,6 +62,8 @@ class MethodConfig:
     prefix_length: int = _f(16, "deep_prompt: key/value prefix length per layer; prompt: number of soft tokens")
     prefix_projection: bool = _f(False, "deep_prompt: reparameterise prefixes through a 2-layer MLP (P-tuning v2 option)")
     prefix_hidden_size: int = _f(512, "deep_prompt: hidden size of the reparameterisation MLP")
+    prefix_positions: str = _f("shift", "deep_prompt: shift (input positions start after the prefix, as peft and "
+                                        "P-tuning v2) | keep (input positions start at 0, as in pretraining)")
     prompt_dropout: float = _f(0.0, "dropout on prompt/prefix vectors")
     prompt_init: str = _f("random", "prompt: random | vocab (initialise soft tokens from random vocabulary embeddings)")
     lora_r: int = _f(8, "lora: rank")
@@ -73,6 +75,7 @@ class MethodConfig:
     def __post_init__(self) -> None:
         _positive("method.prefix_length", self.prefix_length)
         _positive("method.prefix_hidden_size", self.prefix_hidden_size)
+        _choice("method.prefix_positions", self.prefix_positions, ("shift", "keep"))
         _unit("method.prompt_dropout", self.prompt_dropout)
         _choice("method.prompt_init", self.prompt_init, ("random", "vocab"))
         _positive("method.lora_r", self.lora_r)

@@ -17,4 +17,5 @@ def build(backbone: Backbone, method_cfg: MethodConfig, task_kind: str, num_labe
     prompt = DeepPrompt(layers, kv_heads, head_dim, method_cfg.prefix_length, backbone.hidden_size,
                         projection=method_cfg.prefix_projection, projection_hidden=method_cfg.prefix_hidden_size,
                         dropout=method_cfg.prompt_dropout)
-    return transfer_model(backbone, model_cfg, task_kind, num_labels, deep_prompt=prompt)
+    return transfer_model(backbone, model_cfg, task_kind, num_labels, deep_prompt=prompt,
+                          shift_positions=method_cfg.prefix_positions == "shift")

@@ -9,6 +9,9 @@ Positions and masks (why they are built here rather than left to the model):
   i`` and ``padding_idx`` for pads; BERT-style: ``i``), shifted by the deep-prompt length as the model does for a
   cache (P-tuning v2's behaviour), but computed from the mask so that left padding and ``inputs_embeds`` (soft
   prompts) agree too. With a deep prompt, ``max_length + P`` must fit in the model's position table.
+* ``method.prefix_positions: keep`` starts the input's positions at 0 (as in pretraining) instead of after the
+  prefix: a model that learned position-dependent patterns from rows starting at 0 can be hurt by the shift
+  (measured on the synthetic world, docs/synthetic.md).
 * With a deep prompt we pass a 4D mask [B, 1, L, P+L] (prefix always visible, pads masked, causal for decoders):
   transformers' mask builders return a 4D mask as-is. Without one, the 2D mask goes to transformers unchanged.
 """
@@ -56,7 +59,7 @@ def encoder_position_ids(model: nn.Module, mask: torch.Tensor, offset: int = 0) 
 class TransferModel(nn.Module):
     def __init__(self, backbone: Backbone, num_labels: int, task_kind: str = "sequence", pooling: str = "auto",
                  head_dropout: float = 0.1, deep_prompt: DeepPrompt | None = None,
-                 soft_prompt: SoftPrompt | None = None):
+                 soft_prompt: SoftPrompt | None = None, shift_positions: bool = True):
         super().__init__()
         if task_kind not in TASK_KINDS:
             raise unknown_name("task kind", task_kind, TASK_KINDS)
@@ -70,6 +73,8 @@ class TransferModel(nn.Module):
         self.pooling = pooling if pooling != "auto" else ("last" if backbone.is_decoder else "mean")
         self.deep_prompt = deep_prompt
         self.soft_prompt = soft_prompt
+        # deep prompts: input positions start after the prefix (peft / P-tuning v2), or at 0 as in pretraining
+        self.shift_positions = shift_positions
         head_cls = SequenceHead if task_kind == "sequence" else TokenHead
         self.head = head_cls(backbone.hidden_size, num_labels, head_dropout)
         if deep_prompt is not None:
@@ -94,18 +99,19 @@ class TransferModel(nn.Module):
             kwargs["inputs_embeds"], soft = embeds, self.soft_prompt.length
         else:
             kwargs["input_ids"] = input_ids
-        prefix = 0
+        prefix = offset = 0
         if self.deep_prompt is not None:
             prefix = self.deep_prompt.length
+            offset = prefix if self.shift_positions else 0
             dtype = self._compute_dtype()
             kwargs["cache"] = self.deep_prompt(input_ids.shape[0], dtype)
             kwargs["attention_mask"] = self._prefix_mask(query_mask, prefix, dtype)
         else:
             kwargs["attention_mask"] = query_mask
         if self.is_decoder:
-            kwargs["position_ids"] = decoder_position_ids(query_mask, prefix)
+            kwargs["position_ids"] = decoder_position_ids(query_mask, offset)
         else:
-            kwargs["position_ids"] = encoder_position_ids(self.backbone, query_mask, prefix)
+            kwargs["position_ids"] = encoder_position_ids(self.backbone, query_mask, offset)
         self._check_length(kwargs["position_ids"])
         hidden = self.backbone(**kwargs).last_hidden_state[:, soft:]
         pooled = pool(hidden, mask, self.pooling)
