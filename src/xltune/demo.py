@@ -20,12 +20,14 @@ import numpy as np
 from .config import load_config
 from .errors import XLTuneError
 
-# method variants the demo knows: name -> config overrides (P-tuning v2-style lr for prompts, small lr for FT)
+# method variants the demo knows: name -> config overrides (P-tuning v2-style lr for prompts, small lr for FT).
+# Deep prompts keep the input positions from 0 (method.prefix_positions=keep): the tiny world model compares premise
+# and hypothesis by position, and shifting every position by the prefix length breaks that (docs/synthetic.md).
+_DEEP = ["method.name=deep_prompt", "method.prefix_length=8", "method.prefix_positions=keep", "train.lr=1e-2"]
 VARIANTS: dict[str, list[str]] = {
     "finetune": ["method.name=finetune", "train.lr=1e-3"],
-    "deep_prompt": ["method.name=deep_prompt", "method.prefix_length=8", "train.lr=1e-2"],
-    "deep_prompt+tcl+lcl": ["method.name=deep_prompt", "method.prefix_length=8", "train.lr=1e-2",
-                            "objective.translation_contrast=0.5", "objective.label_contrast=0.5"],
+    "deep_prompt": _DEEP,
+    "deep_prompt+tcl+lcl": _DEEP + ["objective.translation_contrast=0.5", "objective.label_contrast=0.5"],
     "prompt": ["method.name=prompt", "method.prefix_length=8", "train.lr=1e-2"],
     "lora": ["method.name=lora", "train.lr=3e-3"],
 }
@@ -33,7 +35,7 @@ VARIANTS: dict[str, list[str]] = {
 
 @dataclass
 class DemoConfig:
-    shots: int = 32
+    shots: int = 64
     seeds: list[int] = field(default_factory=lambda: [1, 2, 3])
     methods: list[str] = field(default_factory=lambda: ["finetune", "deep_prompt", "deep_prompt+tcl+lcl"])
     epochs: int = 15
@@ -62,7 +64,7 @@ def run_configs(data_dir: Path, model_dir: Path, langs: list[str], source: str, 
         "task.labels=[entailment, neutral, contradiction]", f"task.languages=[{', '.join(langs)}]",
         f"train.languages=[{source}]", "train.split=train", f"train.shots={demo.shots}",
         f"train.epochs={demo.epochs}", f"train.batch_size={demo.batch_size}", "train.dev.patience=4",
-        "eval.split=test", f"seeds=[{', '.join(map(str, demo.seeds))}]", f"store={demo.store}",
+        "eval.split=test", "eval.max_examples=300", f"seeds=[{', '.join(map(str, demo.seeds))}]", f"store={demo.store}",
         "save_checkpoint=false",
     ] + VARIANTS[method]
     if "objective.translation_contrast=0.5" in VARIANTS[method]:

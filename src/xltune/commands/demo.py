@@ -7,7 +7,7 @@ def add_parser(sub) -> None:
     p = sub.add_parser("demo", help="run finetune vs deep_prompt (+ contrastive) offline on a synthetic world",
                        description="Builds (or reuses) a synthetic multilingual world and a tiny pretrained XGLM, "
                                    "then runs each method over several seeds and prints per-language accuracy.")
-    p.add_argument("--shots", type=int, default=32, help="examples per class in the source language (1..256)")
+    p.add_argument("--shots", type=int, default=64, help="examples per class in the source language (1..256)")
     p.add_argument("--seeds", default="1,2,3", help="comma-separated seeds (default 1,2,3)")
     p.add_argument("--methods", default="finetune,deep_prompt,deep_prompt+tcl+lcl",
                    help="comma-separated: finetune, deep_prompt, deep_prompt+tcl+lcl, prompt, lora")
