@@ -52,10 +52,15 @@ def encode_sentences(examples: Sequence[SentenceExample], tokenizer, max_length:
     segs = list(zip(*[e.texts for e in examples]))
     if len(segs) > 2:
         raise XLTuneError(f"sentence tasks take one or two text segments, got {len(segs)}")
-    kw = dict(truncation="longest_first", max_length=max_length, return_overflowing_tokens=False)
-    untrunc = tokenizer(*[list(s) for s in segs], truncation=False)["input_ids"]
-    enc = tokenizer(*[list(s) for s in segs], **kw)["input_ids"]
-    truncated = sum(len(a) > len(b) for a, b in zip(untrunc, enc))
+    ids_all = tokenizer(*[list(s) for s in segs], truncation=False)["input_ids"]
+    # only the (rare) inputs over the limit are tokenized again, with truncation, and counted
+    long = [i for i, ids in enumerate(ids_all) if len(ids) > max_length]
+    if long:
+        cut = tokenizer(*[[s[i] for i in long] for s in segs], truncation="longest_first",
+                        max_length=max_length)["input_ids"]
+        for i, ids in zip(long, cut):
+            ids_all[i] = ids
+    enc, truncated = ids_all, len(long)
     feats = [Feature(list(ids), -1 if ex.label is None else ex.label, i) for i, (ids, ex) in enumerate(zip(enc, examples))]
     return Encoded(feats, len(examples), truncated=truncated)
 
