@@ -56,7 +56,35 @@ def encoder_position_ids(model: nn.Module, mask: torch.Tensor, offset: int = 0) 
     return torch.where(m.bool(), m.cumsum(-1) - 1 + offset + start, pad_value)
 
 
-class TransferModel(nn.Module):
+class TrainableParams:
+    """Trainable-parameter bookkeeping shared by the models methods build: counts, and checkpoints that hold only
+    what trains. ``_own()`` names the parameters that belong to the model (a wrapper can leave some out)."""
+
+    def _own(self) -> list[tuple[str, nn.Parameter]]:
+        return list(self.named_parameters())
+
+    def trainable_parameters(self) -> list[nn.Parameter]:
+        return [p for _, p in self._own() if p.requires_grad]
+
+    def count_parameters(self) -> tuple[int, int]:
+        """(trainable, total)."""
+        own = self._own()
+        return sum(p.numel() for _, p in own if p.requires_grad), sum(p.numel() for _, p in own)
+
+    def state_dict_trainable(self) -> dict[str, torch.Tensor]:
+        """Only the parameters that train (prompt / adapter / head, or everything for fine-tuning)."""
+        return {n: p.detach().cpu().clone() for n, p in self._own() if p.requires_grad}
+
+    def load_trainable(self, state: dict[str, torch.Tensor]) -> None:
+        expected = {n for n, p in self._own() if p.requires_grad}
+        missing, unexpected = sorted(expected - set(state)), sorted(set(state) - expected)
+        if missing or unexpected:
+            raise XLTuneError(f"checkpoint does not match the model's trainable parameters "
+                              f"(missing: {missing[:5]}, unexpected: {unexpected[:5]})")
+        self.load_state_dict(state, strict=False)
+
+
+class TransferModel(TrainableParams, nn.Module):
     def __init__(self, backbone: Backbone, num_labels: int, task_kind: str = "sequence", pooling: str = "auto",
                  head_dropout: float = 0.1, deep_prompt: DeepPrompt | None = None,
                  soft_prompt: SoftPrompt | None = None, shift_positions: bool = True):
@@ -138,23 +166,3 @@ class TransferModel(nn.Module):
                 f"input of {positions.shape[1]} tokens (+ prompt) exceeds the {self.max_positions} positions of "
                 f"{self.name}; lower model.max_length or method.prefix_length")
 
-    # -- parameters and checkpoints --------------------------------------------------------------------------------
-    def trainable_parameters(self) -> list[nn.Parameter]:
-        return [p for p in self.parameters() if p.requires_grad]
-
-    def count_parameters(self) -> tuple[int, int]:
-        """(trainable, total)."""
-        total = sum(p.numel() for p in self.parameters())
-        return sum(p.numel() for p in self.trainable_parameters()), total
-
-    def state_dict_trainable(self) -> dict[str, torch.Tensor]:
-        """Only the parameters that train (prompt / adapter / head, or everything for fine-tuning)."""
-        return {n: p.detach().cpu().clone() for n, p in self.named_parameters() if p.requires_grad}
-
-    def load_trainable(self, state: dict[str, torch.Tensor]) -> None:
-        expected = {n for n, p in self.named_parameters() if p.requires_grad}
-        missing, unexpected = sorted(expected - set(state)), sorted(set(state) - expected)
-        if missing or unexpected:
-            raise XLTuneError(f"checkpoint does not match the model's trainable parameters "
-                              f"(missing: {missing[:5]}, unexpected: {unexpected[:5]})")
-        self.load_state_dict(state, strict=False)

@@ -35,7 +35,7 @@ from ..data.records import SentenceExample
 from ..errors import XLTuneError
 from ..templates import TemplateSet
 from .backbone import Backbone
-from .transfer import TransferModel, TransferOutput
+from .transfer import TrainableParams, TransferModel, TransferOutput
 
 log = logging.getLogger(__name__)
 
@@ -159,7 +159,7 @@ def unpack(row: list[int]) -> tuple[list[int], list[list[int]]]:
 
 
 # -- the model -----------------------------------------------------------------------------------------------------
-class VerbalizerModel(nn.Module):
+class VerbalizerModel(TrainableParams, nn.Module):
     """Label scores from the LM head at the continuation positions; the TransferModel's own head is unused."""
 
     def __init__(self, transfer: TransferModel, backbone: Backbone, scoring: str, padding_side: str = "right",
@@ -244,27 +244,8 @@ class VerbalizerModel(nn.Module):
         return torch.cat(out)
 
     # -- the TransferModel interface the trainer and the store use --------------------------------------------------
-    def _own(self):
+    def _own(self):  # the TransferModel's own classifier head is unused here
         return [(n, p) for n, p in self.named_parameters() if not n.startswith("transfer.head.")]
-
-    def trainable_parameters(self) -> list[nn.Parameter]:
-        return [p for _, p in self._own() if p.requires_grad]
-
-    def count_parameters(self) -> tuple[int, int]:
-        """(trainable, total), the unused classifier head excluded."""
-        own = self._own()
-        return sum(p.numel() for _, p in own if p.requires_grad), sum(p.numel() for _, p in own)
-
-    def state_dict_trainable(self) -> dict[str, torch.Tensor]:
-        return {n: p.detach().cpu().clone() for n, p in self._own() if p.requires_grad}
-
-    def load_trainable(self, state: dict[str, torch.Tensor]) -> None:
-        expected = {n for n, p in self._own() if p.requires_grad}
-        missing, unexpected = sorted(expected - set(state)), sorted(set(state) - expected)
-        if missing or unexpected:
-            raise XLTuneError(f"checkpoint does not match the model's trainable parameters "
-                              f"(missing: {missing[:5]}, unexpected: {unexpected[:5]})")
-        self.load_state_dict(state, strict=False)
 
 
 def verbalizer_model(transfer: TransferModel, backbone: Backbone, templates: TemplateSet,
