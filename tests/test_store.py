@@ -56,3 +56,31 @@ def test_unwritable_store_is_a_clear_error(tmp_path):
     (tmp_path / "file").write_text("x")
     with pytest.raises(XLTuneError, match="cannot open results store"):
         Store(tmp_path / "file" / "s.sqlite")
+
+
+
+def _open_and_write(path, i, barrier, errors):
+    barrier.wait()  # all start opening the new file at the same moment
+    try:
+        with Store(path) as s:
+            s.write_run(record(run_id=f"r{i}", seed=i))
+    except Exception as e:  # noqa: BLE001 - reported to the parent
+        errors.put(f"{i}: {e}")
+
+
+def test_many_processes_open_a_fresh_store_at_once(tmp_path):
+    """Sweep workers and the ranks of a multi-process run open the same new file together: no "database is locked"."""
+    import multiprocessing as mp
+
+    ctx = mp.get_context("spawn")
+    n = 8
+    path, barrier, errors = tmp_path / "shared.sqlite", ctx.Barrier(n), ctx.Queue()
+    procs = [ctx.Process(target=_open_and_write, args=(path, i, barrier, errors)) for i in range(n)]
+    for p in procs:
+        p.start()
+    for p in procs:
+        p.join(120)
+    failures = [errors.get() for _ in range(errors.qsize())] if not errors.empty() else []
+    assert failures == []
+    with Store(path) as s:
+        assert len(s.runs()) == n and len(s.metrics()) == 2 * n

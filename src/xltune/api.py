@@ -113,9 +113,12 @@ def run_experiment(cfg: ExperimentConfig, *, force: bool = False, log=print) -> 
     cfg = resolve_paths(copy.deepcopy(cfg))
     from accelerate import PartialState
 
-    if not PartialState(cpu=not torch.cuda.is_available()).is_main_process:
+    state = PartialState(cpu=not torch.cuda.is_available())
+    if not state.is_main_process:
         log = _quiet  # under `accelerate launch` / --processes: one process speaks
-    with Store(cfg.store) as store:  # opened first: an unwritable store fails before any work
+    with state.main_process_first():  # one process creates the file and its schema; the others then open it
+        store = Store(cfg.store)  # opened first: an unwritable store fails before any work
+    with store:
         keys = {seed: cfg.run_key(seed) for seed in cfg.seeds}
         todo = [s for s in cfg.seeds if force or not store.has_run(keys[s])]
         done = [RunResult(keys[s], s, skipped=True) for s in cfg.seeds if s not in todo]

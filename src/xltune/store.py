@@ -102,20 +102,38 @@ class RunRecord:
 class Store:
     """Open (and create) a results store. Use as a context manager or call :meth:`close`."""
 
-    def __init__(self, path: str | Path):
+    def __init__(self, path: str | Path, timeout: float = 60.0):
         self.path = Path(path)
         try:
             self.path.parent.mkdir(parents=True, exist_ok=True)
-            self.conn = sqlite3.connect(str(self.path), timeout=60.0)
-            self.conn.execute("PRAGMA journal_mode=WAL")
-            self.conn.execute("PRAGMA foreign_keys=ON")
-            self.conn.executescript(SCHEMA)
+            self.conn = self._open(timeout)
         except (sqlite3.Error, OSError) as e:
             blocker = next((p for p in self.path.parents if p.exists() and not p.is_dir()), None)
             if blocker is not None:
                 raise XLTuneError(f"cannot open results store {self.path}: {blocker} is a file, not a folder") from None
             raise XLTuneError(f"cannot open results store {self.path}: {e} (is the folder writable?)") from None
         self.conn.row_factory = sqlite3.Row
+
+    def _open(self, timeout: float) -> sqlite3.Connection:
+        """Connect, switch to WAL and create the schema; several processes may do this at once (sweep workers,
+        ranks of a multi-process run). Switching the journal mode and WAL recovery can answer "database is locked"
+        without waiting on SQLite's busy handler, so the open itself is retried until ``timeout``."""
+        deadline = time.monotonic() + timeout
+        delay = 0.05
+        while True:
+            conn = sqlite3.connect(str(self.path), timeout=timeout)
+            try:
+                if conn.execute("PRAGMA journal_mode").fetchone()[0].lower() != "wal":
+                    conn.execute("PRAGMA journal_mode=WAL")
+                conn.execute("PRAGMA foreign_keys=ON")
+                conn.executescript(SCHEMA)
+                return conn
+            except sqlite3.OperationalError as e:
+                conn.close()
+                if ("locked" not in str(e) and "busy" not in str(e)) or time.monotonic() > deadline:
+                    raise
+                time.sleep(delay)
+                delay = min(delay * 2, 1.0)
 
     def __enter__(self) -> Store:
         return self
