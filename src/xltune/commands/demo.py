@@ -7,15 +7,25 @@ def add_parser(sub) -> None:
     p = sub.add_parser("demo", help="run finetune vs deep_prompt (+ contrastive) offline on a synthetic world",
                        description="Builds (or reuses) a synthetic multilingual world and a tiny pretrained XGLM, "
                                    "then runs each method over several seeds and prints per-language accuracy.")
-    p.add_argument("--shots", type=int, default=64, help="examples per class in the source language (1..256)")
+    p.add_argument("--shots", type=int, default=256,
+                   help="examples per class in the source language (1..256; default 256, the whole source train split)")
     p.add_argument("--seeds", default="1,2,3", help="comma-separated seeds (default 1,2,3)")
     p.add_argument("--methods", default="finetune,deep_prompt,deep_prompt+tcl+lcl",
                    help="comma-separated: finetune, deep_prompt, deep_prompt+tcl+lcl, prompt, lora")
-    p.add_argument("--epochs", type=int, default=15)
+    p.add_argument("--epochs", type=int, default=8)
     p.add_argument("--store", default="xltune-demo.sqlite", help="results store (default: ./xltune-demo.sqlite)")
     p.add_argument("--out", default="xltune-demo-report", help="report folder")
     p.add_argument("--no-report", action="store_true", help="skip the report")
     p.add_argument("--fresh", action="store_true", help="rebuild the world and the pretrained model")
+    p.add_argument("--languages", metavar="CODES",
+                   help="comma-separated subset of the world's languages (default: all seven; the source is the "
+                        "one with the highest resource level)")
+    p.add_argument("--world", action="append", default=[], metavar="KEY=VALUE",
+                   help="override a world knob, e.g. corpus_docs=6000, seed=1, anchor_share=0.2, "
+                        "'nli_sizes={train: 300, dev: 60, test: 300}' (docs/synthetic.md)")
+    p.add_argument("--pretrain", action="append", default=[], metavar="KEY=VALUE",
+                   help="override a pretraining knob, e.g. steps=300, d_model=32, threads=1 (docs/synthetic.md)")
+    p.add_argument("--source", help="source language (default: the one with the highest resource level)")
     p.add_argument("--resource", action="append", default=[], metavar="LANG=LEVEL",
                    help="override a language's resource level (share of the pretraining corpus, relative)")
     p.add_argument("--resource-sweep", metavar="LANG=L1,L2,L3",
@@ -27,18 +37,29 @@ def add_parser(sub) -> None:
 
 
 def main(args) -> int:
-    from ..data.synthetic import WorldConfig
-    from ..demo import DemoConfig, parse_resources, resource_sweep, run_demo
+    from ..data.synthetic import PretrainConfig, WorldConfig
+    from ..demo import (DemoConfig, parse_knobs, parse_resources, parse_sweep, resource_sweep, run_demo,
+                        select_languages)
 
     demo = DemoConfig(shots=args.shots, seeds=[int(s) for s in args.seeds.split(",") if s.strip()],
                       methods=[m.strip() for m in args.methods.split(",") if m.strip()], epochs=args.epochs,
                       store=args.store, report_dir=None if args.no_report else args.out, fresh=args.fresh,
-                      extra=args.overrides)
-    languages = parse_resources(args.resource, WorldConfig().languages)
+                      extra=args.overrides, source=args.source)
+    languages = WorldConfig().languages
+    if args.languages:
+        languages = select_languages([c.strip() for c in args.languages.split(",") if c.strip()], languages)
+    languages = parse_resources(args.resource, languages)
+    if args.source and args.source not in [lang.code for lang in languages]:
+        from ..errors import unknown_name
+
+        raise unknown_name("demo source language", args.source, [lang.code for lang in languages])
+    world = parse_knobs(args.world, WorldConfig, "--world")
+    pretrain = PretrainConfig(**parse_knobs(args.pretrain, PretrainConfig, "--pretrain"))
     if args.resource_sweep:
-        resource_sweep(demo, languages, args.resource_sweep)
+        parse_sweep(args.resource_sweep)
+        resource_sweep(demo, languages, args.resource_sweep, world_overrides=world, pretrain=pretrain)
         return 0
-    run_demo(demo, {"languages": languages})
+    run_demo(demo, {**world, "languages": languages}, pretrain=pretrain)
     if args.claims:
         from ..claims import check_claims, format_verdicts
 

@@ -31,12 +31,15 @@ class PretrainConfig:
     ffn_dim: int = 128
     seq_len: int = 48  # one document per row (QA passages are ~15 tokens); longer stories are cut
     batch_size: int = 128
-    steps: int = 600
+    steps: int = 1200  # with group_by_length: ~55 s on 2 cores; 600 ungrouped steps transferred for one seed only
     lr: float = 6e-3
     warmup: int = 30
     threads: int = 2
     pack: bool = False  # False: one document per row from position 0, as the pipeline feeds one example
     position_jitter: int = 0  # >0: half the rows start at a random position 1..jitter (tried 16: worse, see docs)
+    # Unpacked rows: draw group_by_length batches of random rows at once, sort them by length and cut them into
+    # batches, so a batch of 14-token QA passages is not padded to a 48-token story (2.4x fewer ms per step; 1: off).
+    group_by_length: int = 8
     seed: int = 0
 
     def __post_init__(self) -> None:
@@ -95,6 +98,19 @@ def _blocks(tokenizer, world: World, seq_len: int, rng: random.Random, pack: boo
     return torch.tensor(stream[: n * seq_len]).view(n, seq_len)
 
 
+def _batch_indices(mask: torch.Tensor, batch_size: int, group: int, g: torch.Generator):
+    """Endless random batches of row indices; with ``group`` > 1, each draw of ``group`` batches is sorted by row
+    length before it is cut (as transformers' ``group_by_length`` does), and the batches come in random order."""
+    lengths = mask.sum(1)
+    while True:
+        idx = torch.randint(len(mask), (batch_size * group,), generator=g)
+        if group > 1:
+            idx = idx[torch.argsort(lengths[idx], stable=True)]
+        chunks = idx.view(group, batch_size)
+        for j in torch.randperm(group, generator=g).tolist():
+            yield chunks[j]
+
+
 def pretrain(world: World, out_dir: str | Path, steps: int | None = None, cfg: PretrainConfig | None = None,
              log=None) -> Path:
     """Train the tokenizer and a tiny XGLMForCausalLM on the world's corpus; save both to ``out_dir``."""
@@ -123,10 +139,11 @@ def pretrain(world: World, out_dir: str | Path, steps: int | None = None, cfg: P
         sched = torch.optim.lr_scheduler.LambdaLR(opt, lambda s: min(1.0, (s + 1) / max(cfg.warmup, 1))
                                                   * max(0.05, 1 - s / cfg.steps))
         g = torch.Generator().manual_seed(cfg.seed)
+        batches = _batch_indices(data != tok.pad_token_id, cfg.batch_size, 1 if cfg.pack else cfg.group_by_length, g)
         model.train()
         losses = []
         for step in range(cfg.steps):
-            batch = data[torch.randint(len(data), (cfg.batch_size,), generator=g)]
+            batch = data[next(batches)]
             mask = batch != tok.pad_token_id
             width = int(mask.sum(1).max())  # unpacked rows: cut the batch to its longest document
             batch, mask = batch[:, :width], mask[:, :width]

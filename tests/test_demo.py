@@ -1,0 +1,115 @@
+"""`xltune demo` end to end on a small world and a few pretraining steps (seconds): the table, the store, the
+report, the cache, the resource sweep and the knobs' errors. The default world's numbers are in docs/synthetic.md;
+a few-step model only proves the plumbing, not transfer."""
+
+from __future__ import annotations
+
+import re
+
+import pytest
+
+from xltune.cli import main
+from xltune.data.synthetic import PretrainConfig, WorldConfig
+from xltune.demo import DemoConfig, parse_knobs, resource_sweep, run_demo, select_languages
+from xltune.errors import XLTuneError
+from xltune.store import Store
+
+WORLD = ["--world", "corpus_docs=800", "--world", "nli_sizes={train: 60, dev: 15, test: 30}",
+         "--world", "ner_sizes={train: 10, dev: 5, test: 5}"]
+PRETRAIN = ["--pretrain", "steps=4", "--pretrain", "d_model=16", "--pretrain", "heads=2", "--pretrain", "ffn_dim=32",
+            "--pretrain", "vocab_size=300", "--pretrain", "batch_size=8", "--pretrain", "threads=1"]
+LANGS = ["xlat", "xcyr", "xtfn"]
+
+
+@pytest.fixture(autouse=True)
+def cache(tmp_path, monkeypatch):
+    monkeypatch.setenv("XDG_CACHE_HOME", str(tmp_path / "cache"))
+    return tmp_path / "cache"
+
+
+def demo_args(tmp_path, *more):
+    return ["demo", "--languages", ",".join(LANGS), "--shots", "4", "--seeds", "1,2", "--epochs", "1",
+            "--methods", "finetune,deep_prompt", "--store", str(tmp_path / "demo.sqlite"),
+            "--out", str(tmp_path / "report"), *WORLD, *PRETRAIN, *more]
+
+
+def test_demo_command_end_to_end_and_cached_rerun(tmp_path, capsys):
+    assert main(demo_args(tmp_path)) == 0
+    out = capsys.readouterr().out
+    # The table: every language with its resource share and fertility, both methods with mean ± std.
+    table = out[out.index("NLI accuracy (%)"):]
+    for lang in LANGS:
+        row = next(line for line in table.splitlines() if line.startswith(lang))
+        assert len(re.findall(r"\d+\.\d ± \d+\.\d", row)) == 2, row
+    assert "other languages clearly above chance: finetune " in table and "/2" in table
+    stages = next(line for line in out.splitlines() if line.startswith("stage times:"))
+    for stage in ("world + pretraining", "finetune", "deep_prompt", "report", "total"):
+        assert stage in stages
+    assert "pretrain_s" in out and "cached: False" in out
+    with Store(tmp_path / "demo.sqlite") as s:
+        runs = s.runs()
+        assert sorted((r["method"], r["seed"]) for r in runs) == [("deep_prompt", 1), ("deep_prompt", 2),
+                                                                   ("finetune", 1), ("finetune", 2)]
+        assert {r["source_langs"] for r in runs} == {"xlat"}  # the highest resource level is the source
+        assert {m["lang"] for m in s.metrics(metric="accuracy")} == set(LANGS)
+    assert (tmp_path / "report" / "report.html").is_file()
+
+    # Again: world and model come from the cache, runs from the store, and the same numbers are printed.
+    assert main(demo_args(tmp_path)) == 0
+    again = capsys.readouterr().out
+    assert "cached: True" in again and "already in" in again
+    assert again[again.index("NLI accuracy (%)"):again.index("stage times")] == table[:table.index("stage times")]
+
+
+def test_resource_sweep_rebuilds_the_world_per_level(tmp_path):
+    languages = select_languages(LANGS, WorldConfig().languages)
+    world = parse_knobs(WORLD[1::2], WorldConfig, "--world")
+    pretrain = PretrainConfig(**parse_knobs(PRETRAIN[1::2], PretrainConfig, "--pretrain"))
+    demo = DemoConfig(shots=4, seeds=[1, 2], methods=["finetune"], epochs=1, store=str(tmp_path / "s.sqlite"),
+                      report_dir=None)
+    lines: list[str] = []
+    out = resource_sweep(demo, languages, "xtfn=0.02,0.1,0.4", log=lines.append, world_overrides=world,
+                         pretrain=pretrain)
+    assert list(out) == [0.02, 0.1, 0.4]
+    shares = [out[x]["share"] for x in out]
+    assert shares == sorted(shares) and shares[0] < shares[-1]  # the language's corpus share follows its level
+    assert all(len(out[x]["finetune"]) == 2 for x in out)
+    # One store and one world per level.
+    assert sorted(p.name for p in tmp_path.glob("s-xtfn-*.sqlite")) == ["s-xtfn-0.02.sqlite", "s-xtfn-0.1.sqlite",
+                                                                        "s-xtfn-0.4.sqlite"]
+    keys = {line for line in "\n".join(lines).splitlines() if "world: 3 languages" in line}
+    assert len(keys) == 3
+    table = lines[-1]
+    assert table.startswith("xtfn: transfer accuracy") and "spearman" in table
+
+
+@pytest.mark.parametrize("extra, message", [
+    (["--resource-sweep", "xtfn=low,high"], "two or more positive levels"),
+    (["--resource-sweep", "xtfn=0.1"], "two or more positive levels"),
+    (["--resource-sweep", "xzzz=0.1,0.2"], "unknown demo language 'xzzz'"),
+    (["--resource-sweep", "xlat=0.1,0.2"], "xlat is the source language"),
+    (["--source", "xgeo"], "unknown demo source language 'xgeo'"),
+    (["--world", "corpus_doc=5"], "unknown --world key 'corpus_doc'"),
+    (["--world", "qa_share=2"], "qa_share must be in [0, 1]"),
+    (["--pretrain", "steps=0"], "steps must be > 0"),
+    (["--pretrain", "steps"], "--pretrain expects KEY=VALUE"),
+    (["--languages", "xlat"], "at least two languages"),
+    (["--shots", "300"], "1..256"),
+])
+def test_bad_demo_arguments_are_clear_errors_before_any_build(tmp_path, capsys, cache, extra, message):
+    args = demo_args(tmp_path)
+    if extra[0] == "--languages":
+        i = args.index("--languages")
+        args[i + 1] = extra[1]
+        extra = []
+    assert main(args + extra) == 2
+    err = capsys.readouterr().err
+    assert err.startswith("xltune: error:") and message in err, err
+    assert not cache.exists()  # nothing was built
+
+
+def test_parse_knobs_reads_yaml_values():
+    assert parse_knobs(["seed=3", "nli_sizes={train: 6, dev: 3, test: 3}"], WorldConfig, "--world") == {
+        "seed": 3, "nli_sizes": {"train": 6, "dev": 3, "test": 3}}
+    with pytest.raises(XLTuneError, match="valid: .*steps"):
+        parse_knobs(["step=3"], PretrainConfig, "--pretrain")
