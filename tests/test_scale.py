@@ -10,6 +10,7 @@ import time
 from pathlib import Path
 
 import pytest
+import torch
 
 from tiny_data import write_xnli_like
 from xltune.store import Store
@@ -127,3 +128,53 @@ def test_run_killed_mid_training_resumes_from_its_checkpoint(tiny_xglm_dir, tmp_
     assert p.communicate(timeout=600)[0] is not None and p.returncode == 0
     assert metrics(tmp_path / "k.sqlite") == metrics(tmp_path / "c.sqlite")
     assert not ckpts()  # the resume checkpoint is removed once the run is stored
+
+
+def test_resumed_training_samples_the_same_translations(tmp_path):
+    """The contrastive objective's own sampling stream (which translation of a shot a step uses) is part of the
+    resume checkpoint: a run that crashed after epoch 1 and resumed draws what an uninterrupted run draws."""
+    from types import SimpleNamespace
+
+    from accelerate import Accelerator
+
+    from xltune.config import TrainConfig
+    from xltune.data.encode import Encoded, Feature
+    from xltune.train import train
+
+    class Tiny(torch.nn.Module):
+        def __init__(self):
+            super().__init__()
+            torch.manual_seed(0)
+            self.emb = torch.nn.EmbeddingBag(20, 3, mode="sum")
+
+        def forward(self, input_ids, attention_mask):
+            return SimpleNamespace(logits=self.emb(input_ids, per_sample_weights=attention_mask.float()))
+
+    class Crash(Exception):
+        pass
+
+    def extra(picks, crash_at=None):
+        gen = torch.Generator().manual_seed(99)
+
+        def loss(out, batch, part):
+            if crash_at is not None and len(picks) == crash_at:
+                raise Crash
+            picks.append(int(torch.randint(1000, (1,), generator=gen)))
+            return out.logits.sum() * 0.0
+
+        loss.generator = gen
+        return loss
+
+    data = Encoded([Feature([1 + i % 7, 2 + i % 5], i % 3, i) for i in range(12)], 12)
+    cfg = TrainConfig(epochs=3, batch_size=4, lr=1e-2)
+    kw = dict(seed=1, token_task=False, pad_id=0, padding_side="right", log=lambda *_: None)
+    full: list[int] = []
+    train(Tiny(), data, cfg, accelerator=Accelerator(cpu=True), extra_loss=extra(full), **kw)
+    assert len(full) == 9  # 3 epochs x 3 batches
+    ckpt, before = tmp_path / "resume.pt", []
+    with pytest.raises(Crash):  # dies in epoch 2, after the epoch-1 checkpoint
+        train(Tiny(), data, cfg, accelerator=Accelerator(cpu=True), extra_loss=extra(before, crash_at=4),
+              resume_path=ckpt, **kw)
+    after: list[int] = []  # a new process builds the objective afresh, from the seed
+    train(Tiny(), data, cfg, accelerator=Accelerator(cpu=True), extra_loss=extra(after), resume_path=ckpt, **kw)
+    assert before[:3] + after == full

@@ -105,6 +105,7 @@ def train(
     ddp_model, optimizer = acc.prepare(model, optimizer)
     world, rank = acc.num_processes, acc.process_index
     gen = torch.Generator().manual_seed(seed)
+    extra_gen = getattr(extra_loss, "generator", None)  # e.g. which translation a contrastive objective samples
     micro = cfg.batch_size // cfg.grad_accum
 
     best_state: dict[str, torch.Tensor] | None = None
@@ -118,6 +119,8 @@ def train(
         optimizer.load_state_dict(state["optimizer"])
         scheduler.load_state_dict(state["scheduler"])
         gen.set_state(state["generator"])
+        if extra_gen is not None and state.get("extra_generator") is not None:
+            extra_gen.set_state(state["extra_generator"])
         _set_rng_states(state["rng"])
         best_state, bad_evals = state["best_state"], state["bad_evals"]
         for k in ("steps", "epochs", "best_score", "best_step", "history"):
@@ -134,6 +137,7 @@ def train(
         state = {
             "params": {k: p.detach().cpu() for k, p in trainable}, "optimizer": optimizer.state_dict(),
             "scheduler": scheduler.state_dict(), "generator": gen.get_state(), "rng": _get_rng_states(),
+            "extra_generator": extra_gen.get_state() if extra_gen is not None else None,
             "best_state": best_state, "bad_evals": bad_evals, "finished": finished,
             "result": {k: getattr(result, k) for k in ("steps", "epochs", "best_score", "best_step", "history")},
         }

@@ -168,6 +168,7 @@ def build_extra_loss(
                 total = total + w_lcl * label_contrast(torch.cat(reps), torch.cat(y), temp, IGNORE)
         return total
 
+    extra_loss.generator = gen  # train() keeps its state in the resume checkpoint, so a resumed run samples alike
     return extra_loss, info
 
 
