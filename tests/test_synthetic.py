@@ -53,6 +53,22 @@ def test_same_seed_gives_identical_files_and_other_seed_differs(world, tmp_path)
     assert _files(other.root)["nli/test-xlat.tsv"] != _files(world.root)["nli/test-xlat.tsv"]
 
 
+def test_raising_one_level_leaves_the_other_languages_documents(tmp_path):
+    """The resource sweep's control: with docs_per_level, only the swept language's corpus changes (and grows)."""
+    import dataclasses
+
+    def corpus(level):
+        langs = [dataclasses.replace(l, resource=level if l.code == "xtfn" else l.resource)
+                 for l in WorldConfig().languages]
+        cfg = WorldConfig(**dict(SMALL, corpus_docs=0), languages=langs, docs_per_level=1500)
+        return _files(build_world(cfg, tmp_path / str(level)).root / "corpus")
+
+    low, high = corpus(0.02), corpus(0.3)
+    assert low.keys() == high.keys()
+    assert {k for k in low if low[k] != high[k]} == {"xtfn.txt"}
+    assert len(high["xtfn.txt"].splitlines()) == 450 and len(low["xtfn.txt"].splitlines()) == 30
+
+
 def test_nli_files_parse_and_are_balanced(world):
     for split in SPLITS:
         for lang in world.languages:

@@ -229,21 +229,29 @@ def resource_sweep(demo: DemoConfig, languages: list, spec: str, log=print, worl
                    pretrain=None) -> dict[float, dict]:
     """Rebuild the world with ``LANG`` at each level (everything else fixed) and report its transfer accuracy.
 
-    Each level is its own world and pretrained model (cached), so the only difference is how much of the
-    pretraining corpus the language has. Returns level -> {"share", "fertility", method: [accuracy per seed]}."""
+    Each level is its own world and pretrained model (cached). The other languages keep exactly their documents
+    (``WorldConfig.docs_per_level``, per-language random streams), so the corpora differ only in LANG's documents;
+    the pretraining still sees them in another order, which is noise the table cannot separate. Returns level -> {"share", "fertility", method: [accuracy per seed]}."""
     code, levels = parse_sweep(spec)
     parse_resources([f"{code}={levels[0]}"], languages)  # an unknown language fails before any build
     # The source stays the one of the unswept world, even when a level lifts LANG above it.
     source = demo.source or max(languages, key=lambda lang: lang.resource).code
     if code == source:
         raise XLTuneError(f"--resource-sweep: {code} is the source language; sweep a target language")
+    # Every other language keeps its documents: counts per unit of level fixed at the unswept world's.
+    from .data.synthetic import WorldConfig
+
+    world_overrides = dict(world_overrides or {})
+    if world_overrides.get("docs_per_level") is None:
+        corpus_docs = world_overrides.get("corpus_docs", WorldConfig.corpus_docs)
+        world_overrides["docs_per_level"] = corpus_docs / sum(lang.resource for lang in languages)
     out: dict[float, dict] = {}
     for level in levels:
         langs = parse_resources([f"{code}={level}"], languages)
         store = str(Path(demo.store).with_suffix("")) + f"-{code}-{level:g}.sqlite"
         sub = dataclasses.replace(demo, store=store, report_dir=None, source=source)
         log(f"== {code} at resource level {level:g}")
-        res = run_demo(sub, {**(world_overrides or {}), "languages": langs}, log=_indent(log), pretrain=pretrain)
+        res = run_demo(sub, {**world_overrides, "languages": langs}, log=_indent(log), pretrain=pretrain)
         fact = res["facts"].get("languages", {}).get(code, {})
         out[level] = {"share": level / sum(lang.resource for lang in langs), "fertility": fact.get("fertility"),
                       **{m: list(v.get(code, [])) for m, v in res["results"].items()}}

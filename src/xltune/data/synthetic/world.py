@@ -32,7 +32,7 @@ SCRIPTS: dict[str, str] = {
     "cherokee": "".join(chr(c) for c in range(0x13A0, 0x13F5)),
 }
 ORDERS = ("SVO", "SOV", "VSO")
-WORLD_VERSION = 4  # bump when generation changes, so cached worlds are rebuilt
+WORLD_VERSION = 5  # bump when generation changes, so cached worlds are rebuilt
 
 
 @dataclass
@@ -75,6 +75,9 @@ class WorldConfig:
     n_locations: int = 16
     n_organisations: int = 16
     corpus_docs: int = 12000  # pretraining documents over all languages
+    # Documents per unit of resource level instead (language c gets round(docs_per_level * resource_c)): then
+    # changing one language's level leaves every other language's documents as they are (the resource sweep).
+    docs_per_level: float | None = None
     qa_share: float = 0.8  # documents that are premise + hypothesis + verdict word ("question answering" text)
     anchor_share: float = 0.1  # documents that are a sentence and its translation joined by '|'
     codeswitch_share: float = 0.15  # documents whose content words are swapped into other languages
@@ -96,6 +99,8 @@ class WorldConfig:
                 raise XLTuneError(f"WorldConfig.{name} must be in [0, 1], got {getattr(self, name)}")
         if self.qa_share + self.anchor_share > 1.0 or self.codeswitch_share > 1.0 - self.anchor_share:
             raise XLTuneError("WorldConfig: need qa_share + anchor_share <= 1 and codeswitch_share <= 1 - anchor_share")
+        if self.docs_per_level is not None and not self.docs_per_level > 0:
+            raise XLTuneError(f"WorldConfig.docs_per_level must be > 0 (or None), got {self.docs_per_level}")
         if self.n_persons < 4:
             raise XLTuneError(f"WorldConfig.n_persons must be >= 4, got {self.n_persons}")
 
@@ -110,6 +115,13 @@ class WorldConfig:
     @property
     def codes(self) -> list[str]:
         return [l.code for l in self.languages]
+
+    def doc_counts(self) -> dict[str, int]:
+        """Pretraining documents per language: ``corpus_docs`` split by resource share, or ``docs_per_level``
+        times each level."""
+        if self.docs_per_level is not None:
+            return {l.code: round(self.docs_per_level * l.resource) for l in self.languages}
+        return {c: round(self.corpus_docs * share) for c, share in self.shares().items()}
 
     def shares(self) -> dict[str, float]:
         total = sum(l.resource for l in self.languages)
@@ -259,28 +271,32 @@ def _qa(rng: random.Random, s: Sampler) -> list[Meaning]:
 
 
 def make_corpus(cfg: WorldConfig, langs: dict[str, Language], s: Sampler) -> dict[str, list[str]]:
-    """Documents per language, the number drawn by resource share. Kinds: stories, QA passages, code-switched
-    documents and parallel anchors ('sentence | translation'), as real multilingual corpora mix them."""
-    rng = random.Random(f"{cfg.seed}/corpus")
-    codes, shares = cfg.codes, cfg.shares()
-    weights = [shares[c] for c in codes]
+    """Documents per language, their number set by its resource level (:meth:`WorldConfig.doc_counts`). Kinds:
+    stories, QA passages, code-switched documents and parallel anchors ('sentence | translation'), as real
+    multilingual corpora mix them. Each language draws from its own random stream, so a language's documents do
+    not depend on the other languages' levels."""
+    codes = cfg.codes
     docs: dict[str, list[str]] = {c: [] for c in codes}
-    for _ in range(cfg.corpus_docs):
-        code = rng.choices(codes, weights)[0]
+    for code, count in cfg.doc_counts().items():
+        rng = random.Random(f"{cfg.seed}/corpus/{code}")
         lang = langs[code]
-        r = rng.random()
-        if r < cfg.anchor_share:
-            other = langs[rng.choices([c for c in codes if c != code], [shares[c] for c in codes if c != code])[0]]
-            meanings = [s.fact(rng) for _ in range(rng.randint(1, 2))]
-            left = " ".join(text(render(m, lang, s.entities)) for m in meanings)
-            right = " ".join(text(render(m, other, s.entities)) for m in meanings)
-            docs[code].append(f"{left} | {right}")
-            continue
-        meanings = _qa(rng, s) if r < cfg.anchor_share + cfg.qa_share else _story(rng, s)
-        swap = None
-        if rng.random() < cfg.codeswitch_share / (1.0 - cfg.anchor_share):  # share of all documents
-            swap = ([langs[c] for c in codes if c != code], cfg.codeswitch_prob, rng)
-        docs[code].append(" ".join(text(render(m, lang, s.entities, swap)) for m in meanings))
+        others = [c for c in codes if c != code]
+        for _ in range(count):
+            r = rng.random()
+            if r < cfg.anchor_share:
+                # The translation side: any other language, uniformly (not by share, so that it does not depend
+                # on the other languages' levels).
+                other = langs[rng.choice(others)]
+                meanings = [s.fact(rng) for _ in range(rng.randint(1, 2))]
+                left = " ".join(text(render(m, lang, s.entities)) for m in meanings)
+                right = " ".join(text(render(m, other, s.entities)) for m in meanings)
+                docs[code].append(f"{left} | {right}")
+                continue
+            meanings = _qa(rng, s) if r < cfg.anchor_share + cfg.qa_share else _story(rng, s)
+            swap = None
+            if rng.random() < cfg.codeswitch_share / (1.0 - cfg.anchor_share):  # share of all documents
+                swap = ([langs[c] for c in others], cfg.codeswitch_prob, rng)
+            docs[code].append(" ".join(text(render(m, lang, s.entities, swap)) for m in meanings))
     return docs
 
 
