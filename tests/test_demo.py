@@ -93,6 +93,10 @@ def test_resource_sweep_rebuilds_the_world_per_level(tmp_path):
     (["--world", "qa_share=2"], "qa_share must be in [0, 1]"),
     (["--pretrain", "steps=0"], "steps must be > 0"),
     (["--pretrain", "steps"], "--pretrain expects KEY=VALUE"),
+    (["--pretrain", "steps=many"], "--pretrain steps: expected int, got 'many'"),
+    (["--world", "nli_sizes=3"], "--world nli_sizes: expected dict"),
+    (["--resource", "xtfn=lots"], "--resource xtfn: expected a number"),
+    (["--resource", "xtfn=0"], "the level must be > 0"),
     (["--languages", "xlat"], "at least two languages"),
     (["--shots", "300"], "1..256"),
 ])

@@ -36,7 +36,7 @@ VARIANTS: dict[str, list[str]] = {
 @dataclass
 class DemoConfig:
     # 256 per class (the whole source train split) and 8 epochs: with 64 shots the seed spread on the other languages
-    # was so wide that only 1-2 of 6 had mean - 2 std above chance; at 256 it is 4-5 of 6 (docs/synthetic.md).
+    # was so wide that only 1-2 of 6 had mean - 2 std above chance; at 256 it is 6 of 6 (docs/synthetic.md).
     shots: int = 256
     seeds: list[int] = field(default_factory=lambda: [1, 2, 3])
     methods: list[str] = field(default_factory=lambda: ["finetune", "deep_prompt", "deep_prompt+tcl+lcl"])
@@ -174,7 +174,9 @@ def parse_knobs(items: list[str], cls: type, flag: str) -> dict:
     as keyword arguments of the dataclass ``cls``; an unknown key or a bad value is a clear error."""
     import yaml
 
-    names = [f.name for f in dataclasses.fields(cls) if f.name != "languages"]
+    fields = [f for f in dataclasses.fields(cls) if f.name != "languages"]
+    names = [f.name for f in fields]
+    defaults = {f.name: f.default_factory() for f in fields if f.default_factory is not dataclasses.MISSING}
     out: dict = {}
     for item in items:
         key, sep, raw = item.partition("=")
@@ -185,9 +187,17 @@ def parse_knobs(items: list[str], cls: type, flag: str) -> dict:
 
             raise unknown_name(f"{flag} key", key, names)
         try:
-            out[key] = yaml.safe_load(raw)
+            value = yaml.safe_load(raw)
         except yaml.YAMLError as e:
             raise XLTuneError(f"{flag} {key}: cannot read {raw!r} as a value: {e}") from None
+        default = getattr(cls, key, None)
+        if default is None and key in defaults:
+            default = defaults[key]
+        expected = type(default) if default is not None else None
+        ok = expected is None or isinstance(value, expected) or (expected is float and type(value) is int)
+        if not ok or (expected is int and isinstance(value, bool)):
+            raise XLTuneError(f"{flag} {key}: expected {expected.__name__}, got {raw!r}")
+        out[key] = value
     try:
         cls(**out)  # validates the values now, before any build
     except TypeError as e:
@@ -221,7 +231,12 @@ def parse_resources(items: list[str], world_cfg_languages) -> list:
             from .errors import unknown_name
 
             raise unknown_name("demo language", code, [lang.code for lang in langs])
-        match[0].resource = float(level)
+        try:
+            match[0].resource = float(level)
+        except ValueError:
+            raise XLTuneError(f"--resource {code}: expected a number, got {level!r}") from None
+        if not match[0].resource > 0:
+            raise XLTuneError(f"--resource {code}: the level must be > 0, got {level!r}")
     return langs
 
 
