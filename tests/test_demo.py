@@ -83,6 +83,20 @@ def test_resource_sweep_rebuilds_the_world_per_level(tmp_path):
     assert table.startswith("xtfn: transfer accuracy") and "spearman" in table
 
 
+def test_resource_sweep_pools_several_pretrainings(tmp_path):
+    languages = select_languages(LANGS, WorldConfig().languages)
+    world = parse_knobs(WORLD[1::2], WorldConfig, "--world")
+    pretrain = PretrainConfig(**parse_knobs(PRETRAIN[1::2], PretrainConfig, "--pretrain"))
+    demo = DemoConfig(shots=4, seeds=[1], methods=["deep_prompt"], epochs=1, store=str(tmp_path / "s.sqlite"),
+                      report_dir=None)
+    lines: list[str] = []
+    out = resource_sweep(demo, languages, "xcyr=0.05,0.5", log=lines.append, world_overrides=world,
+                         pretrain=pretrain, pretrain_seeds=[0, 1])
+    assert [len(out[x]["deep_prompt"]) for x in out] == [2, 2]  # one run per pretraining seed, pooled
+    assert len(list(tmp_path.glob("s-xcyr-*-p*.sqlite"))) == 4
+    assert "over 2 pretraining x 1 seeds" in lines[-1]
+
+
 @pytest.mark.parametrize("extra, message", [
     (["--resource-sweep", "xtfn=low,high"], "two or more positive levels"),
     (["--resource-sweep", "xtfn=0.1"], "two or more positive levels"),
@@ -99,6 +113,8 @@ def test_resource_sweep_rebuilds_the_world_per_level(tmp_path):
     (["--resource", "xtfn=0"], "the level must be > 0"),
     (["--languages", "xlat"], "at least two languages"),
     (["--shots", "300"], "1..256"),
+    (["--seeds", "1,x"], "--seeds expects comma-separated integers"),
+    (["--resource-sweep", "xtfn=0.1,0.2", "--pretrain-seeds", "a"], "--pretrain-seeds expects"),
 ])
 def test_bad_demo_arguments_are_clear_errors_before_any_build(tmp_path, capsys, cache, extra, message):
     args = demo_args(tmp_path)
@@ -115,5 +131,6 @@ def test_bad_demo_arguments_are_clear_errors_before_any_build(tmp_path, capsys, 
 def test_parse_knobs_reads_yaml_values():
     assert parse_knobs(["seed=3", "nli_sizes={train: 6, dev: 3, test: 3}"], WorldConfig, "--world") == {
         "seed": 3, "nli_sizes": {"train": 6, "dev": 3, "test": 3}}
+    assert parse_knobs(["lr=1e-2", "steps=10"], PretrainConfig, "--pretrain") == {"lr": 0.01, "steps": 10}
     with pytest.raises(XLTuneError, match="valid: .*steps"):
         parse_knobs(["step=3"], PretrainConfig, "--pretrain")

@@ -190,6 +190,11 @@ def parse_knobs(items: list[str], cls: type, flag: str) -> dict:
             value = yaml.safe_load(raw)
         except yaml.YAMLError as e:
             raise XLTuneError(f"{flag} {key}: cannot read {raw!r} as a value: {e}") from None
+        if isinstance(value, str) and key not in defaults and isinstance(getattr(cls, key, None), float):
+            try:  # YAML 1.1 reads 1e-2 as a string; the run config accepts it as a number, so do the same
+                value = float(value)
+            except ValueError:
+                pass
         default = getattr(cls, key, None)
         if default is None and key in defaults:
             default = defaults[key]
@@ -241,21 +246,25 @@ def parse_resources(items: list[str], world_cfg_languages) -> list:
 
 
 def resource_sweep(demo: DemoConfig, languages: list, spec: str, log=print, world_overrides: dict | None = None,
-                   pretrain=None) -> dict[float, dict]:
+                   pretrain=None, pretrain_seeds: list[int] | None = None) -> dict[float, dict]:
     """Rebuild the world with ``LANG`` at each level (everything else fixed) and report its transfer accuracy.
 
     Each level is its own world and pretrained model (cached). The other languages keep exactly their documents
-    (``WorldConfig.docs_per_level``, per-language random streams), so the corpora differ only in LANG's documents;
-    the pretraining still sees them in another order, which is noise the table cannot separate. Returns level -> {"share", "fertility", method: [accuracy per seed]}."""
+    (``WorldConfig.docs_per_level``, per-language random streams), so the corpora differ only in LANG's documents.
+    The pretraining still sees them in another order, and whether the tiny model learns the comparison within
+    its steps varies with that order; ``pretrain_seeds`` pretrains each level several times, and the table pools
+    the runs of all of them. Returns level -> {"share", "fertility", method: [accuracy per run]}."""
+    from .data.synthetic import PretrainConfig, WorldConfig
+
     code, levels = parse_sweep(spec)
     parse_resources([f"{code}={levels[0]}"], languages)  # an unknown language fails before any build
     # The source stays the one of the unswept world, even when a level lifts LANG above it.
     source = demo.source or max(languages, key=lambda lang: lang.resource).code
     if code == source:
         raise XLTuneError(f"--resource-sweep: {code} is the source language; sweep a target language")
+    pretrain = pretrain or PretrainConfig()
+    pretrain_seeds = pretrain_seeds or [pretrain.seed]
     # Every other language keeps its documents: counts per unit of level fixed at the unswept world's.
-    from .data.synthetic import WorldConfig
-
     world_overrides = dict(world_overrides or {})
     if world_overrides.get("docs_per_level") is None:
         corpus_docs = world_overrides.get("corpus_docs", WorldConfig.corpus_docs)
@@ -263,14 +272,19 @@ def resource_sweep(demo: DemoConfig, languages: list, spec: str, log=print, worl
     out: dict[float, dict] = {}
     for level in levels:
         langs = parse_resources([f"{code}={level}"], languages)
-        store = str(Path(demo.store).with_suffix("")) + f"-{code}-{level:g}.sqlite"
-        sub = dataclasses.replace(demo, store=store, report_dir=None, source=source)
-        log(f"== {code} at resource level {level:g}")
-        res = run_demo(sub, {**world_overrides, "languages": langs}, log=_indent(log), pretrain=pretrain)
-        fact = res["facts"].get("languages", {}).get(code, {})
-        out[level] = {"share": level / sum(lang.resource for lang in langs), "fertility": fact.get("fertility"),
-                      **{m: list(v.get(code, [])) for m, v in res["results"].items()}}
-    log(sweep_table(code, out, demo.methods))
+        row: dict = {"share": level / sum(lang.resource for lang in langs), **{m: [] for m in demo.methods}}
+        for ps in pretrain_seeds:
+            tag = f"-{code}-{level:g}" + (f"-p{ps}" if len(pretrain_seeds) > 1 else "")
+            sub = dataclasses.replace(demo, store=str(Path(demo.store).with_suffix("")) + f"{tag}.sqlite",
+                                      report_dir=None, source=source)
+            log(f"== {code} at resource level {level:g}" + (f", pretraining seed {ps}" if len(pretrain_seeds) > 1 else ""))
+            res = run_demo(sub, {**world_overrides, "languages": langs}, log=_indent(log),
+                           pretrain=dataclasses.replace(pretrain, seed=ps))
+            row["fertility"] = res["facts"].get("languages", {}).get(code, {}).get("fertility")
+            for m, v in res["results"].items():
+                row[m] += list(v.get(code, []))
+        out[level] = row
+    log(sweep_table(code, out, demo.methods, runs=f"{len(pretrain_seeds)} pretraining x {len(demo.seeds)} seeds"))
     return out
 
 
@@ -286,13 +300,13 @@ def parse_sweep(spec: str) -> tuple[str, list[float]]:
     return code, levels
 
 
-def sweep_table(code: str, out: dict[float, dict], methods: list[str]) -> str:
+def sweep_table(code: str, out: dict[float, dict], methods: list[str], runs: str = "seeds") -> str:
     """Accuracy of ``code`` per level (mean ± std over seeds), with its corpus share and fertility, and the Spearman
     correlation of accuracy with the level per method (+1: accuracy rises with every step up)."""
     from scipy.stats import spearmanr
 
     levels = list(out)
-    lines = [f"{code}: transfer accuracy (%) by resource level (mean ± std over seeds)",
+    lines = [f"{code}: transfer accuracy (%) by resource level (mean ± std over {runs})",
              f"{'level':>8}{'share':>8}{'fertility':>10}" + "".join(f"{m:>22}" for m in methods)]
     for level in levels:
         row = out[level]

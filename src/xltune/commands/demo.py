@@ -30,6 +30,9 @@ def add_parser(sub) -> None:
                    help="override a language's resource level (share of the pretraining corpus, relative)")
     p.add_argument("--resource-sweep", metavar="LANG=L1,L2,L3",
                    help="rebuild the world at each resource level of LANG and show its transfer accuracy")
+    p.add_argument("--pretrain-seeds", metavar="S1,S2,...",
+                   help="with --resource-sweep: pretrain each level with each of these seeds and pool the runs "
+                        "(the tiny model's pretraining outcome varies with its seed; default: one pretraining)")
     p.add_argument("--claims", action="store_true", help="check the published claims on the demo's runs")
     p.add_argument("--set", dest="overrides", action="append", default=[], metavar="KEY=VALUE",
                    help="override any run config key (e.g. train.lr=5e-3)")
@@ -41,7 +44,7 @@ def main(args) -> int:
     from ..demo import (DemoConfig, parse_knobs, parse_resources, parse_sweep, resource_sweep, run_demo,
                         select_languages)
 
-    demo = DemoConfig(shots=args.shots, seeds=[int(s) for s in args.seeds.split(",") if s.strip()],
+    demo = DemoConfig(shots=args.shots, seeds=_ints(args.seeds, "--seeds"),
                       methods=[m.strip() for m in args.methods.split(",") if m.strip()], epochs=args.epochs,
                       store=args.store, report_dir=None if args.no_report else args.out, fresh=args.fresh,
                       extra=args.overrides, source=args.source)
@@ -57,7 +60,9 @@ def main(args) -> int:
     pretrain = PretrainConfig(**parse_knobs(args.pretrain, PretrainConfig, "--pretrain"))
     if args.resource_sweep:
         parse_sweep(args.resource_sweep)
-        resource_sweep(demo, languages, args.resource_sweep, world_overrides=world, pretrain=pretrain)
+        seeds = _ints(args.pretrain_seeds, "--pretrain-seeds") if args.pretrain_seeds else None
+        resource_sweep(demo, languages, args.resource_sweep, world_overrides=world, pretrain=pretrain,
+                       pretrain_seeds=seeds)
         return 0
     run_demo(demo, {**world, "languages": languages}, pretrain=pretrain)
     if args.claims:
@@ -65,3 +70,15 @@ def main(args) -> int:
 
         print(format_verdicts(check_claims(demo.store)))
     return 0
+
+
+def _ints(raw: str, flag: str) -> list[int]:
+    from ..errors import XLTuneError
+
+    try:
+        out = [int(x) for x in raw.split(",") if x.strip()]
+    except ValueError:
+        raise XLTuneError(f"{flag} expects comma-separated integers, got {raw!r}") from None
+    if not out:
+        raise XLTuneError(f"{flag} expects at least one integer, got {raw!r}")
+    return out
