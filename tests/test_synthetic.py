@@ -217,3 +217,19 @@ def test_unpacked_pretraining_rows_start_each_document_at_position_0(world, tmp_
     # padding only after the document: once a row pads, it pads to the end
     pad = rows == tok.pad_token_id
     assert (pad.cumsum(1) == pad.long() * pad.cumsum(1)).all() and (pad[:, 1:] >= pad[:, :-1]).all()
+
+
+def test_length_grouped_pretraining_batches():
+    from xltune.data.synthetic.pretrain import _batch_indices
+
+    lengths = torch.tensor([3] * 60 + [40] * 20)
+    mask = torch.arange(48).unsqueeze(0) < lengths.unsqueeze(1)
+    g = torch.Generator().manual_seed(0)
+    grouped = _batch_indices(mask, 8, 4, g)
+    batches = [next(grouped) for _ in range(40)]
+    assert all(len(b) == 8 and int(b.max()) < 80 for b in batches)
+    widths = [int(lengths[b].max()) for b in batches]
+    # Sorted within each draw of 4 batches: most batches hold only short rows; ungrouped, nearly none would.
+    assert widths.count(3) >= 15
+    plain = _batch_indices(mask, 8, 1, torch.Generator().manual_seed(0))
+    assert sum(int(lengths[next(plain)].max()) == 3 for _ in range(40)) <= 5

@@ -31,7 +31,7 @@ class PretrainConfig:
     ffn_dim: int = 128
     seq_len: int = 48  # one document per row (QA passages are ~15 tokens); longer stories are cut
     batch_size: int = 128
-    steps: int = 1200  # with group_by_length: ~55 s on 2 cores; 600 ungrouped steps transferred for one seed only
+    steps: int = 1200  # with group_by_length: 60-75 s on 2 cores; 600 ungrouped steps transferred for one seed only
     lr: float = 1e-2  # 6e-3 left the comparison half-learned for some pretraining seeds (docs/synthetic.md)
     warmup: int = 30
     threads: int = 2
