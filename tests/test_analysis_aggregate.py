@@ -74,6 +74,11 @@ def test_user_table_and_errors(tmp_path):
     table = parse_resource_table("# mine\nlang\ttokens\nxx\t900\nyy\t100\n")
     assert table.share["xx"] == pytest.approx(0.9) and table.group("yy") == "high"  # 10 % share
     assert table.group("yy", high_share=0.5, high_tokens=1e12) == "low"
+    # A table may carry its own thresholds (the demo's synthetic world does).
+    own = parse_resource_table("# high_share: 0.5\n# high_tokens: 1e12\nlang\ttokens\nxx\t900\nyy\t100\n")
+    assert (own.group("xx"), own.group("yy"), own.high_share) == ("high", "low", 0.5)
+    with pytest.raises(XLTuneError, match=r"<table>:1: high_share must be a number, got 'lots'"):
+        parse_resource_table("# high_share: lots\nxx\t1\n")
     with pytest.raises(XLTuneError, match=r"t\.tsv:2"):
         bad = tmp_path / "t.tsv"
         bad.write_text("xx\t5\nyy\tmany\n")

@@ -53,6 +53,12 @@ def test_demo_command_end_to_end_and_cached_rerun(tmp_path, capsys):
         assert {r["source_langs"] for r in runs} == {"xlat"}  # the highest resource level is the source
         assert {m["lang"] for m in s.metrics(metric="accuracy")} == set(LANGS)
     assert (tmp_path / "report" / "report.html").is_file()
+    # The world's own resource table, beside the store: the report groups the languages by it (none "unseen").
+    tsv = (tmp_path / "demo-resources.tsv").read_text(encoding="utf-8").splitlines()
+    assert tsv[1] == "# high_share: 0.3333" and [r.split("\t")[0] for r in tsv[3:]] == LANGS
+    report = (tmp_path / "report" / "report.md").read_text(encoding="utf-8")
+    groups = dict(re.findall(r"^\| (x\w+) \| (high|low|unseen) \|", report, flags=re.M))
+    assert groups["xlat"] == "high" and groups["xtfn"] == "low" and "unseen" not in groups.values()
 
     # Again: world and model come from the cache, runs from the store, and the same numbers are printed.
     assert main(demo_args(tmp_path)) == 0

@@ -113,17 +113,37 @@ def run_demo(demo: DemoConfig, world_overrides: dict | None = None, log=print, p
             per_lang = _from_store(demo.store, [r.run_id for r in runs])
         results[method] = per_lang
     log(table(results, langs, world_cfg, facts, source))
+    resources = write_resource_table(facts, world_cfg, Path(str(Path(demo.store).with_suffix("")) + "-resources.tsv"))
+    log(f"resource table: {resources} (pass it to `xltune report` / `xltune claims` with --resources)")
     if demo.report_dir:
         t = time.perf_counter()
         from .report import build_report
 
-        build_report(demo.store, demo.report_dir, progress=False)
+        build_report(demo.store, demo.report_dir, resources=resources, progress=False)
         timings["report"] = time.perf_counter() - t
         log(f"report: {Path(demo.report_dir) / 'report.html'}")
     timings["total"] = time.perf_counter() - t0
     log("stage times: " + ", ".join(f"{k} {v:.1f} s" for k, v in timings.items()))
     log(f"runs are in {Path(demo.store).resolve()} (read them with `xltune report --store {demo.store} --out DIR`)")
-    return {"timings": timings, "results": results, "source": source, "languages": langs, "facts": facts}
+    return {"timings": timings, "results": results, "source": source, "languages": langs, "facts": facts,
+            "resources": resources}
+
+
+def write_resource_table(facts: dict, world_cfg, path: Path) -> Path:
+    """The world's pretraining tokens per language as a resource table (lang<TAB>tokens), so the report and the
+    claims group the synthetic languages by their own data: high = more than an equal share of the corpus."""
+    lang_facts = facts.get("languages", {}) if isinstance(facts, dict) else {}
+    rows = []
+    for lang in world_cfg.languages:
+        f = lang_facts.get(lang.code, {})
+        tokens = f.get("corpus_tokens", f.get("corpus_words"))  # worlds cached before corpus_tokens: words
+        if tokens is None:
+            raise XLTuneError(f"world facts lack the corpus size of {lang.code}; rebuild with --fresh")
+        rows.append(f"{lang.code}\t{tokens}")
+    path.parent.mkdir(parents=True, exist_ok=True)
+    path.write_text(f"# synthetic world {facts.get('key', '')}: pretraining tokens per language\n"
+                    f"# high_share: {1 / len(rows):.4f}\nlang\ttokens\n" + "\n".join(rows) + "\n", encoding="utf-8")
+    return path
 
 
 def table(results: dict, langs: list[str], world_cfg, facts: dict, source: str) -> str:

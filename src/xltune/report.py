@@ -24,7 +24,7 @@ from tqdm.auto import tqdm
 
 from .analysis import aggregate as agg
 from .analysis.correlation import gains, spearman
-from .analysis.resources import HIGH_SHARE, HIGH_TOKENS, ResourceTable, load_resource_table
+from .analysis.resources import ResourceTable, load_resource_table
 from .analysis.significance import N_RESAMPLES, compare_methods
 from .analysis.tokstats import TokStats, read_tokstats_csv
 from .errors import XLTuneError, unknown_name
@@ -285,8 +285,8 @@ def _shots_section(doc: Doc, rows: Sequence[agg.AggRow], primary: dict[str, str]
 def _resource_section(doc, rows, keys, cells, table: ResourceTable, toks: dict[str, TokStats] | None, base, primary):
     doc.h(2, "Resource groups and correlations")
     langs = sorted({r.lang for r in rows if r.lang != agg.AVG})
-    doc.p(f"Resource table: {table.source}. Groups: high = share >= {HIGH_SHARE:.0%} of the corpus or >= "
-          f"{HIGH_TOKENS:.0e} tokens; low = listed below both; unseen = not listed. The packaged table is XGLM's "
+    doc.p(f"Resource table: {table.source}. Groups: high = share >= {table.high_share:.0%} of the corpus or >= "
+          f"{table.high_tokens:.0e} tokens; low = listed below both; unseen = not listed. The packaged table is XGLM's "
           "CC100-XL; for other models pass --resources (lang<TAB>tokens).")
     doc.table(["lang", "group", "tokens", "share"],
               [[lg, table.group(lg), f"{table.tokens[k]:.3g}" if (k := table.lookup(lg)) else "–",

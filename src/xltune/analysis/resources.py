@@ -5,7 +5,9 @@ their own table as TSV with at least ``lang<TAB>tokens`` ('#' lines are comments
 
 Grouping (declared, overridable): a language is **high** when its share of the corpus is >= ``HIGH_SHARE`` (1 %) or
 it has >= ``HIGH_TOKENS`` (10 billion) tokens; **low** when it is in the table below both; **unseen** when the table
-does not list it. With the XGLM table that gives 17 high (en ... th), 13 low (bg ... qu).
+does not list it. With the XGLM table that gives 17 high (en ... th), 13 low (bg ... qu). A table may set its own
+thresholds with comment lines ``# high_share: 0.11`` / ``# high_tokens: 1e6`` (the demo's synthetic world does:
+its languages hold 5-30 % of its corpus each).
 """
 
 from __future__ import annotations
@@ -30,6 +32,9 @@ class ResourceTable:
     tokens: dict[str, float]
     share: dict[str, float]
     source: str
+    # The grouping thresholds: the module defaults, or the table's own (`# high_share: 0.11` lines).
+    high_share: float = HIGH_SHARE
+    high_tokens: float = HIGH_TOKENS
 
     def lookup(self, lang: str) -> str | None:
         """The table's key for a result language: exact, then lower-case, then without a region/script suffix."""
@@ -42,10 +47,12 @@ class ResourceTable:
         key = self.lookup(lang)
         return None if key is None or self.tokens[key] <= 0 else math.log10(self.tokens[key])
 
-    def group(self, lang: str, high_share: float = HIGH_SHARE, high_tokens: float = HIGH_TOKENS) -> str:
+    def group(self, lang: str, high_share: float | None = None, high_tokens: float | None = None) -> str:
         key = self.lookup(lang)
         if key is None:
             return "unseen"
+        high_share = self.high_share if high_share is None else high_share
+        high_tokens = self.high_tokens if high_tokens is None else high_tokens
         return "high" if self.share[key] >= high_share or self.tokens[key] >= high_tokens else "low"
 
 
@@ -67,7 +74,16 @@ def parse_resource_table(text: str, source: str = "<table>") -> ResourceTable:
     tokens: dict[str, float] = {}
     shares: dict[str, float] = {}
     share_col: int | None = None
+    thresholds: dict[str, float] = {}
     for lineno, line in enumerate(text.splitlines(), 1):
+        directive = line.lstrip("# \t").split(":", 1) if line.lstrip().startswith("#") else []
+        if len(directive) == 2 and directive[0].strip() in ("high_share", "high_tokens"):
+            try:
+                thresholds[directive[0].strip()] = float(directive[1])
+            except ValueError:
+                raise XLTuneError(f"{where(source, lineno)}: {directive[0].strip()} must be a number, "
+                                  f"got {directive[1].strip()!r}") from None
+            continue
         if not line.strip() or line.lstrip().startswith("#"):
             continue
         cols = [c.strip() for c in line.split("\t")]
@@ -91,11 +107,11 @@ def parse_resource_table(text: str, source: str = "<table>") -> ResourceTable:
         raise XLTuneError(f"{source}: no lang<TAB>tokens rows found")
     total = sum(tokens.values()) or 1.0
     share = {k: shares.get(k, v / total) for k, v in tokens.items()}
-    return ResourceTable(tokens=tokens, share=share, source=source)
+    return ResourceTable(tokens=tokens, share=share, source=source, **thresholds)
 
 
 def group_languages(
-    langs: list[str], table: ResourceTable, high_share: float = HIGH_SHARE, high_tokens: float = HIGH_TOKENS
+    langs: list[str], table: ResourceTable, high_share: float | None = None, high_tokens: float | None = None
 ) -> dict[str, list[str]]:
     """{"high": [...], "low": [...], "unseen": [...]} in the given language order."""
     out: dict[str, list[str]] = {g: [] for g in GROUPS}

@@ -64,11 +64,11 @@ def main(args) -> int:
         resource_sweep(demo, languages, args.resource_sweep, world_overrides=world, pretrain=pretrain,
                        pretrain_seeds=seeds)
         return 0
-    run_demo(demo, {**world, "languages": languages}, pretrain=pretrain)
+    res = run_demo(demo, {**world, "languages": languages}, pretrain=pretrain)
     if args.claims:
         from ..claims import check_claims, format_verdicts
 
-        print(format_verdicts(check_claims(demo.store)))
+        print(format_verdicts(check_claims(demo.store, resources=res["resources"])))
     return 0
 
 

@@ -212,7 +212,10 @@ def ensure_world_and_model(cfg: WorldConfig | None = None, fresh: bool = False,
     langs = {}
     for code, f in world.facts.items():
         lines = (tmp / "data" / "nli" / f"test-{code}.tsv").read_text(encoding="utf-8").splitlines()[1:200]
-        langs[code] = dict(f, fertility=round(fertility(tok, [l.split("\t")[0] for l in lines]), 3))
+        docs = world.corpus[code].read_text(encoding="utf-8").splitlines()
+        tokens = sum(len(ids) for ids in tok(docs, add_special_tokens=False)["input_ids"]) if docs else 0
+        langs[code] = dict(f, fertility=round(fertility(tok, [l.split("\t")[0] for l in lines]), 3),
+                           corpus_tokens=tokens)
     facts = {"key": key, "languages": langs, "source": cfg.codes[0], "tasks": ["nli", "ner"],
              "timings": {"world_s": round(t1 - t0, 2), "tokenizer_s": round(info["tokenizer_s"], 2),
                          "pretrain_s": round(info["pretrain_s"], 2), "pretrain_cpu_s": round(info["cpu_s"], 2),
