@@ -56,6 +56,11 @@ def test_demo_command_end_to_end_and_cached_rerun(tmp_path, capsys):
     # The world's own resource table, beside the store: the report groups the languages by it (none "unseen").
     tsv = (tmp_path / "demo-resources.tsv").read_text(encoding="utf-8").splitlines()
     assert tsv[1] == "# high_share: 0.3333" and [r.split("\t")[0] for r in tsv[3:]] == LANGS
+    import csv
+
+    with open(tmp_path / "demo-tokstats.csv", encoding="utf-8") as f:
+        toks = {r["lang"]: r for r in csv.DictReader(f)}
+    assert sorted(toks) == sorted(LANGS) and all(float(r["fertility"]) >= 1.0 for r in toks.values())
     report = (tmp_path / "report" / "report.md").read_text(encoding="utf-8")
     groups = dict(re.findall(r"^\| (x\w+) \| (high|low|unseen) \|", report, flags=re.M))
     assert groups["xlat"] == "high" and groups["xtfn"] == "low" and "unseen" not in groups.values()

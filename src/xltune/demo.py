@@ -113,20 +113,36 @@ def run_demo(demo: DemoConfig, world_overrides: dict | None = None, log=print, p
             per_lang = _from_store(demo.store, [r.run_id for r in runs])
         results[method] = per_lang
     log(table(results, langs, world_cfg, facts, source))
-    resources = write_resource_table(facts, world_cfg, Path(str(Path(demo.store).with_suffix("")) + "-resources.tsv"))
-    log(f"resource table: {resources} (pass it to `xltune report` / `xltune claims` with --resources)")
+    stem = str(Path(demo.store).with_suffix(""))
+    resources = write_resource_table(facts, world_cfg, Path(stem + "-resources.tsv"))
+    tokstats = write_tokstats(data_dir, model_dir, langs, Path(stem + "-tokstats.csv"))
+    log(f"resource table: {resources}; tokenization table: {tokstats} (for `xltune report` / `xltune claims`: "
+        "--resources, --tokstats)")
     if demo.report_dir:
         t = time.perf_counter()
         from .report import build_report
 
-        build_report(demo.store, demo.report_dir, resources=resources, progress=False)
+        build_report(demo.store, demo.report_dir, resources=resources, tokstats=tokstats, progress=False)
         timings["report"] = time.perf_counter() - t
         log(f"report: {Path(demo.report_dir) / 'report.html'}")
     timings["total"] = time.perf_counter() - t0
     log("stage times: " + ", ".join(f"{k} {v:.1f} s" for k, v in timings.items()))
     log(f"runs are in {Path(demo.store).resolve()} (read them with `xltune report --store {demo.store} --out DIR`)")
     return {"timings": timings, "results": results, "source": source, "languages": langs, "facts": facts,
-            "resources": resources}
+            "resources": resources, "tokstats": tokstats}
+
+
+def write_tokstats(data_dir: Path, model_dir: Path, langs: list[str], path: Path) -> Path:
+    """Tokenization statistics (fertility, ...) of the world's tokenizer on each language's NLI test pairs, which
+    are parallel by construction, as `xltune tokstats` writes them."""
+    from .analysis.tokstats import load_tokenizer, tokstats_table, write_tokstats_csv
+
+    texts = {}
+    for lang in langs:
+        rows = (Path(data_dir) / "nli" / f"test-{lang}.tsv").read_text(encoding="utf-8").splitlines()[1:]
+        texts[lang] = [side for row in rows for side in row.split("\t")[:2]]
+    write_tokstats_csv(tokstats_table(load_tokenizer(str(model_dir)), texts, progress=False), path)
+    return path
 
 
 def write_resource_table(facts: dict, world_cfg, path: Path) -> Path:

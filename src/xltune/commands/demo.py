@@ -68,7 +68,7 @@ def main(args) -> int:
     if args.claims:
         from ..claims import check_claims, format_verdicts
 
-        print(format_verdicts(check_claims(demo.store, resources=res["resources"])))
+        print(format_verdicts(check_claims(demo.store, resources=res["resources"], tokstats=res["tokstats"])))
     return 0
 
 
