@@ -10,7 +10,8 @@ import pytest
 
 from xltune.cli import main
 from xltune.data.synthetic import PretrainConfig, WorldConfig
-from xltune.demo import DemoConfig, parse_knobs, resource_sweep, run_demo, select_languages
+from xltune.config import load_config
+from xltune.demo import VARIANTS, DemoConfig, parse_knobs, resource_sweep, run_configs, select_languages
 from xltune.errors import XLTuneError
 from xltune.store import Store
 
@@ -145,3 +146,13 @@ def test_parse_knobs_reads_yaml_values():
     assert parse_knobs(["lr=1e-2", "steps=10"], PretrainConfig, "--pretrain") == {"lr": 0.01, "steps": 10}
     with pytest.raises(XLTuneError, match="valid: .*steps"):
         parse_knobs(["step=3"], PretrainConfig, "--pretrain")
+
+
+@pytest.mark.parametrize("variant", sorted(VARIANTS))
+def test_every_demo_variant_is_a_valid_run_config(tmp_path, variant):
+    cfg = load_config(None, run_configs(tmp_path / "data", tmp_path / "model", LANGS, "xlat", DemoConfig(), variant,
+                                       LANGS[1:]))
+    assert cfg.method.name == variant.split("+")[0] and cfg.train.shots == 256
+    assert (cfg.objective.tag() != "none") == variant.endswith("+tcl+lcl")
+    if variant.endswith("+tcl+lcl"):
+        assert cfg.objective.translation_languages == LANGS[1:]

@@ -28,6 +28,9 @@ VARIANTS: dict[str, list[str]] = {
     "finetune": ["method.name=finetune", "train.lr=1e-3"],
     "deep_prompt": _DEEP,
     "deep_prompt+tcl+lcl": _DEEP + ["objective.translation_contrast=0.5", "objective.label_contrast=0.5"],
+    # contrastive learning without prompts: with the two above, claim C9 (combined beats either alone) is testable
+    "finetune+tcl+lcl": ["method.name=finetune", "train.lr=1e-3", "objective.translation_contrast=0.5",
+                         "objective.label_contrast=0.5"],
     "prompt": ["method.name=prompt", "method.prefix_length=8", "train.lr=1e-2"],
     "lora": ["method.name=lora", "train.lr=3e-3"],
 }

@@ -11,7 +11,7 @@ def add_parser(sub) -> None:
                    help="examples per class in the source language (1..256; default 256, the whole source train split)")
     p.add_argument("--seeds", default="1,2,3", help="comma-separated seeds (default 1,2,3)")
     p.add_argument("--methods", default="finetune,deep_prompt,deep_prompt+tcl+lcl",
-                   help="comma-separated: finetune, deep_prompt, deep_prompt+tcl+lcl, prompt, lora")
+                   help="comma-separated: finetune, deep_prompt, deep_prompt+tcl+lcl, finetune+tcl+lcl, prompt, lora")
     p.add_argument("--epochs", type=int, default=8)
     p.add_argument("--store", default="xltune-demo.sqlite", help="results store (default: ./xltune-demo.sqlite)")
     p.add_argument("--out", default="xltune-demo-report", help="report folder")
