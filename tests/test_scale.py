@@ -21,10 +21,10 @@ pytestmark = pytest.mark.slow
 def write_config(path: Path, model_dir, data_dir, store, out, **extra) -> Path:
     lines = [
         f"model: {{name_or_path: {model_dir}, head_dropout: 0.0}}",
-        "method: {name: finetune}",
+        f"method: {{name: {extra.get('method', 'finetune')}}}",
         f"task: {{name: xnli, data_dir: {data_dir}}}",
-        "train: {languages: [en], split: dev, shots: 4, epochs: %d, lr: 1.0e-3, batch_size: 6, dev: {patience: %d}}"
-        % (extra.get("epochs", 2), extra.get("patience", 5)),
+        "train: {languages: [en], split: dev, shots: %d, epochs: %d, lr: 1.0e-3, batch_size: 6, dev: {patience: %d}}"
+        % (extra.get("shots", 4), extra.get("epochs", 2), extra.get("patience", 5)),
         "eval: {split: test, languages: all}",
         "seeds: [1]",
         f"store: {store}",
@@ -45,10 +45,12 @@ def metrics(store) -> dict:
         return {(r["run_id"], r["lang"]): r["value"] for r in s.metrics(metric="accuracy")}
 
 
-def test_two_processes_give_the_same_accuracy_as_one(tiny_xglm_dir, tmp_path):
+@pytest.mark.parametrize("method, shots", [("finetune", 4), ("in_context", 1)])
+def test_two_processes_give_the_same_accuracy_as_one(tiny_xglm_dir, tmp_path, method, shots):
     data = write_xnli_like(tmp_path / "xnli", n_dev=30, n_test=13)  # 13: an odd count, so shards are uneven
-    one = write_config(tmp_path / "one.yaml", tiny_xglm_dir, data, tmp_path / "one.sqlite", tmp_path / "r1")
-    two = write_config(tmp_path / "two.yaml", tiny_xglm_dir, data, tmp_path / "two.sqlite", tmp_path / "r2")
+    kw = dict(method=method, shots=shots)
+    one = write_config(tmp_path / "one.yaml", tiny_xglm_dir, data, tmp_path / "one.sqlite", tmp_path / "r1", **kw)
+    two = write_config(tmp_path / "two.yaml", tiny_xglm_dir, data, tmp_path / "two.sqlite", tmp_path / "r2", **kw)
     p1 = xltune("run", str(one))
     out1 = p1.communicate(timeout=300)[0]
     assert p1.returncode == 0, out1

@@ -26,7 +26,7 @@ from .data.fewshot import sample_shots
 from .data.readers import load_examples
 from .data.tasks import TaskSpec, available_languages, resolve_task
 from .errors import XLTuneError, unknown_name
-from .evaluate import LanguageResult, format_table, predict, score
+from .evaluate import LanguageResult, format_table, predict_sharded, score
 from .store import RunRecord, Store
 from .train import TrainResult, autocast_dtype, resolve_mixed_precision, train
 
@@ -194,20 +194,7 @@ def _run_seed(prep: Prepared, seed: int, run_id: str, store: Store, force: bool,
                   token_task=token_task, device=acc.device, autocast_dtype=amp)
 
     def predict_all(enc: Encoded) -> list:
-        """Each process predicts its share of the examples; the shares are gathered, so every example is counted
-        once (no duplicated tail, unlike a padded distributed sampler)."""
-        if acc.num_processes == 1:
-            return predict(model, enc, **common)
-        from accelerate.utils import gather_object
-
-        mine = Encoded([f for f in enc.features if f.example % acc.num_processes == acc.process_index],
-                       enc.n_examples, n_words=enc.n_words)
-        preds = predict(model, mine, **common)
-        pairs = [(i, p) for i, p in enumerate(preds) if i % acc.num_processes == acc.process_index]
-        merged: list = [None] * enc.n_examples
-        for i, p in gather_object(pairs):
-            merged[i] = p
-        return merged
+        return predict_sharded(model, enc, acc, **common)
 
     # model selection on the source-language dev split, without the training shots (XNLI has no train split,
     # so shots are drawn from dev: they must not also select the model)

@@ -80,6 +80,23 @@ def predict(model, encoded: Encoded, *, batch_size: int, pad_id: int, padding_si
 NO_SUBWORD = -1  # a word the tokenizer produced no sub-word for (e.g. a lone zero-width character)
 
 
+
+def predict_sharded(model: torch.nn.Module, enc: Encoded, state, **kw) -> list:
+    """:func:`predict` over the processes of ``state`` (an accelerate ``PartialState``/``Accelerator``): each
+    predicts its share of the examples and the shares are gathered, so every example is counted once (no
+    duplicated tail, unlike a padded distributed sampler). Every process returns the full list."""
+    if state.num_processes == 1:
+        return predict(model, enc, **kw)
+    from accelerate.utils import gather_object
+
+    n, rank = state.num_processes, state.process_index
+    mine = Encoded([f for f in enc.features if f.example % n == rank], enc.n_examples, n_words=enc.n_words)
+    preds = predict(model, mine, **kw)
+    merged: list = [None] * enc.n_examples
+    for i, p in gather_object([(i, p) for i, p in enumerate(preds) if i % n == rank]):
+        merged[i] = p
+    return merged
+
 def words_from_subwords(features, subword_preds: list, n_words: Sequence[int]) -> list[list[int]]:
     """Word-level predictions from per-sub-word ones: a word's prediction is read at its first sub-word, and the
     windows of a long sentence are stitched back by word index. ``subword_preds[i]`` covers the unpadded positions

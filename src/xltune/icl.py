@@ -25,7 +25,7 @@ from .data.fewshot import sample_shots
 from .data.readers import load_examples
 from .data.records import SentenceExample
 from .errors import XLTuneError
-from .evaluate import format_table, predict, score
+from .evaluate import format_table, predict_sharded, score
 from .store import RunRecord, Store
 from .templates import TemplateSet, load_templates
 from .train import autocast_dtype
@@ -76,6 +76,7 @@ def demonstration_prefix(demos: list[SentenceExample], templates: TemplateSet) -
 def run_in_context(prep: Prepared, seed: int, run_id: str, store: Store, force: bool, log) -> RunResult:
     """Evaluate one seed of an in_context config on every target language and store it."""
     import torch
+    from accelerate import PartialState
     from accelerate.utils import set_seed
 
     from .methods.base import build_model
@@ -93,7 +94,9 @@ def run_in_context(prep: Prepared, seed: int, run_id: str, store: Store, force: 
     templates = load_templates(spec, cfg.task.template)
     demos, manifest = draw_demonstrations(prep, seed)
 
-    device = torch.device("cuda" if torch.cuda.is_available() else "cpu")
+    # Under --processes / accelerate launch each process scores its share of every language (gathered below).
+    state = PartialState(cpu=not torch.cuda.is_available())
+    device = state.device
     backbone = load_backbone(cfg.model, device=device, frozen=True)
     tok = backbone.tokenizer
     padding_side = tok.padding_side if cfg.model.padding_side == "auto" else cfg.model.padding_side
@@ -111,9 +114,9 @@ def run_in_context(prep: Prepared, seed: int, run_id: str, store: Store, force: 
         text = demonstration_prefix(lang_demos, templates)
         enc: Encoded = encode_verbalized(prep.test[lang], tok, templates, limit, prefix=lambda e: text,
                                          what=f"{lang}: K={cfg.train.shots} demonstrations + input vs {what}")
-        preds = predict(model, enc, batch_size=cfg.eval.batch_size, pad_id=backbone.pad_token_id,
-                        padding_side=padding_side, token_task=False, device=device,
-                        autocast_dtype=autocast_dtype(cfg.train.mixed_precision))
+        preds = predict_sharded(model, enc, state, batch_size=cfg.eval.batch_size, pad_id=backbone.pad_token_id,
+                                padding_side=padding_side, token_task=False, device=device,
+                                autocast_dtype=autocast_dtype(cfg.train.mixed_precision))
         results.append(score(spec, prep.test[lang], preds, lang, cfg.eval.split))
     eval_seconds = time.perf_counter() - t0
     log(format_table(results, f"   {spec.name} {cfg.eval.split}  seed {seed}  (in_context K={cfg.train.shots})"))
@@ -128,6 +131,7 @@ def run_in_context(prep: Prepared, seed: int, run_id: str, store: Store, force: 
                "demonstrations": cfg.method.demonstrations, "n_demonstrations": len(demos),
                "decoder": backbone.is_decoder},
     )
-    store.write_run(rec, replace=force)
+    if state.is_main_process:  # one process writes
+        store.write_run(rec, replace=force)
     return RunResult(run_id, seed, results, None)
 
