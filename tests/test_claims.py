@@ -211,6 +211,9 @@ def test_claims_file_errors_name_the_place(tmp_path):
                    encoding="utf-8")
     with pytest.raises(XLTuneError, match=r"c.yaml:2.*expected_points"):
         load_claims(bad)
+    bad.write_text("claims:\n  - {id: X, text: t,\n\n    check: max_gain\n", encoding="utf-8")
+    with pytest.raises(XLTuneError, match=r"c.yaml:5: not valid YAML \(.*started at line 2"):
+        load_claims(bad)
 
 
 def test_format_and_cli(tmp_path, capsys):

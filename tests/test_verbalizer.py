@@ -200,3 +200,10 @@ def test_shipped_xnli_templates_cover_every_language_with_harness_words():
                                                                        " Nein, Hypothese")
     with pytest.raises(XLTuneError, match="no shipped template"):
         load_templates(TASKS.get("pawsx"))
+
+
+def test_template_file_yaml_error_names_the_line(tmp_path):
+    bad = tmp_path / "t.yaml"
+    bad.write_text("template: '{premise}\nlabels: [a, b, c]\n", encoding="utf-8")
+    with pytest.raises(XLTuneError, match=r"t.yaml:3: not valid YAML \(.*started at line 1"):
+        load_templates(XNLI, str(bad))

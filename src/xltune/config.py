@@ -19,7 +19,7 @@ from typing import Any, Union
 
 import yaml
 
-from .errors import XLTuneError, unknown_name
+from .errors import XLTuneError, unknown_name, yaml_error
 
 
 def _f(default: Any = dataclasses.MISSING, help: str = "", **kw) -> Any:
@@ -239,13 +239,7 @@ def load_config(path: str | Path | None, overrides: list[str] | None = None, bas
         try:
             loaded = yaml.safe_load(text)
         except yaml.YAMLError as e:
-            mark = getattr(e, "problem_mark", None)
-            line = f":{mark.line + 1}" if mark is not None else ""
-            # PyYAML notices an unclosed '[' or '{' only at a later line: also name where the construct began
-            ctx, ctx_mark = getattr(e, "context", None), getattr(e, "context_mark", None)
-            began = f"{ctx} started at line {ctx_mark.line + 1}: " if ctx and ctx_mark is not None and (
-                mark is None or ctx_mark.line != mark.line) else ""
-            raise XLTuneError(f"{path}{line}: not valid YAML ({began}{getattr(e, 'problem', e)})") from None
+            raise yaml_error(e, path) from None
         if loaded is None:
             raise XLTuneError(f"{path}: the config file is empty")
         if not isinstance(loaded, dict):

@@ -22,6 +22,17 @@ def where(path, line: int | None = None) -> str:
     return f"{path}:{line}" if line is not None else str(path)
 
 
+def yaml_error(e: Exception, source) -> XLTuneError:
+    """A PyYAML error as ``file:line: not valid YAML (...)``. PyYAML notices an unclosed '[' or '{' only at a later
+    line, so the line where the construct began is named too."""
+    mark = getattr(e, "problem_mark", None)
+    ctx, ctx_mark = getattr(e, "context", None), getattr(e, "context_mark", None)
+    began = f"{ctx} started at line {ctx_mark.line + 1}: " if ctx and ctx_mark is not None and (
+        mark is None or ctx_mark.line != mark.line) else ""
+    return XLTuneError(f"{where(source, mark.line + 1 if mark is not None else None)}: not valid YAML "
+                       f"({began}{getattr(e, 'problem', e)})")
+
+
 def closest_first(name: str, valid: Iterable[str]) -> list[str]:
     """Valid names with the closest matches to ``name`` first (then the rest, sorted)."""
     valid = sorted(set(valid))

@@ -27,7 +27,7 @@ import yaml
 
 from .data.records import SentenceExample
 from .data.tasks import TaskSpec
-from .errors import XLTuneError
+from .errors import XLTuneError, yaml_error
 
 SCORINGS = ("slot", "whole")
 SLOT = "{slot}"
@@ -94,9 +94,13 @@ def load_templates(spec: TaskSpec, ref: str | None = None) -> TemplateSet:
         raise XLTuneError(f"verbalizer templates are for sentence tasks; task {spec.name} is a {spec.kind} task")
     path = _locate(spec, ref)
     try:
-        data = yaml.safe_load(path.read_text(encoding="utf-8"))
-    except (OSError, yaml.YAMLError) as e:
-        raise XLTuneError(f"cannot read template file {path}: {e}") from None
+        text = path.read_text(encoding="utf-8")
+    except OSError as e:
+        raise XLTuneError(f"cannot read template file {path}: {e.strerror}") from None
+    try:
+        data = yaml.safe_load(text)
+    except yaml.YAMLError as e:
+        raise yaml_error(e, path) from None
     if not isinstance(data, dict):
         raise XLTuneError(f"{path}: a template file is a mapping (template, labels, ...)")
     return parse_templates(data, spec, str(path))

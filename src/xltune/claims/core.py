@@ -21,7 +21,7 @@ import yaml
 from ..analysis import aggregate as agg
 from ..analysis.resources import ResourceTable
 from ..analysis.significance import Comparison, compare_methods
-from ..errors import XLTuneError, unknown_name, where
+from ..errors import XLTuneError, unknown_name, where, yaml_error
 from ..registry import Registry
 from ..store import Store
 
@@ -92,9 +92,7 @@ def load_claims(path: str | Path | None = None) -> list[Claim]:
     try:
         data = yaml.safe_load(text)
     except yaml.YAMLError as e:
-        mark = getattr(e, "problem_mark", None)
-        raise XLTuneError(f"{where(source, mark.line + 1 if mark else None)}: not valid YAML "
-                          f"({getattr(e, 'problem', e)})") from None
+        raise yaml_error(e, source) from None
     items = data.get("claims") if isinstance(data, dict) else None
     if not isinstance(items, list) or not items:
         raise XLTuneError(f"{source}: expected a top-level 'claims:' list of {{id, text, check, params}}")
