@@ -180,9 +180,7 @@ def main(argv: list[str] | None = None) -> None:
          f"4·layers·d·L·(16+L)) / seconds; the same useful FLOPs for both pipelines (the usual one also pays the LM "
          f"head and padding to 128, not counted)",
          f"peak {common.fmt(peak, 3)} TFLOP/s ({peak_src})"])
-    print(table.markdown())
-    if not args.no_record:
-        common.append_results(table, device, "python bench/bench_eval.py " + " ".join(sys.argv[1:] if argv is None else argv))
+    common.publish(table, device, "bench_eval.py", argv, record=not args.no_record)
 
 
 if __name__ == "__main__":

@@ -213,9 +213,7 @@ def main(argv: list[str] | None = None) -> None:
          f"{common.body_params(config):,} body params x real tokens + attention; recomputation (checkpointing), "
          f"padding and the usual pipeline's LM head are not counted",
          f"peak {common.fmt(peak, 3)} TFLOP/s ({peak_src})"])
-    print(table.markdown())
-    if not args.no_record:
-        common.append_results(table, device, "python bench/bench_train.py " + " ".join(sys.argv[1:] if argv is None else argv))
+    common.publish(table, device, "bench_train.py", argv, record=not args.no_record)
 
 
 if __name__ == "__main__":

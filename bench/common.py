@@ -183,6 +183,15 @@ def append_results(table: Table, device: torch.device, command: str) -> None:
         f.write(head + table.markdown())
 
 
+def publish(table: Table, device: torch.device, script: str, argv: list[str] | None, record: bool) -> None:
+    """Print the table and, unless ``record`` is off, append it to RESULTS.md with the command that made it."""
+    import sys
+
+    print(table.markdown())
+    if record:
+        append_results(table, device, f"python bench/{script} " + " ".join(sys.argv[1:] if argv is None else argv))
+
+
 def fmt(x: float, digits: int = 2) -> str:
     if x != x:  # nan
         return "n/a"
