@@ -4,7 +4,6 @@ real tiny runs gets a verdict with numbers for every claim."""
 
 from __future__ import annotations
 
-import argparse
 import dataclasses
 import re
 from collections import Counter
@@ -15,6 +14,7 @@ import pytest
 
 from xltune.claims import (CONTRADICTED, INCONCLUSIVE, NOT_TESTABLE, SUPPORTED, check_claims,
                            format_verdicts, load_claims)
+from xltune.cli import main
 from xltune.errors import XLTuneError
 from xltune.store import MetricRow, RunRecord, Store
 
@@ -217,15 +217,10 @@ def test_claims_file_errors_name_the_place(tmp_path):
 
 
 def test_format_and_cli(tmp_path, capsys):
-    from xltune.commands import claims as cmd
-
     path = _store(tmp_path, {("deep_prompt", "none"): {"de": 0.72, "sw": 0.72},
                              ("finetune", "none"): {"de": 0.70, "sw": 0.70}}, 500)
-    parser = argparse.ArgumentParser()
-    cmd.add_parser(parser.add_subparsers())
     md = tmp_path / "claims.md"
-    args = parser.parse_args(["claims", "--store", str(path), "--markdown", str(md), "--resamples", "200"])
-    assert args.func(args) == 0
+    assert main(["claims", "--store", str(path), "--markdown", str(md), "--resamples", "200"]) == 0
     out = capsys.readouterr().out
     assert all(f"C{i} " in out for i in range(1, 10)) and "SUPPORTED" in out
     text = md.read_text(encoding="utf-8")
@@ -273,8 +268,6 @@ def test_paper_cells_run_tiny_and_every_claim_gets_a_verdict(tiny_xglm_dir, tmp_
 
     from xltune.api import run_experiment
     from xltune.sweep import expand_plan
-    from xltune.commands import claims as cmd
-
     data = write_xnli_like(tmp_path / "xnli", n_dev=24, n_test=30)
     store = tmp_path / "paper.sqlite"
     tiny = [f"model.name_or_path={tiny_xglm_dir}", f"task.data_dir={data}", "train.split=dev", "train.shots=2",
@@ -286,11 +279,8 @@ def test_paper_cells_run_tiny_and_every_claim_gets_a_verdict(tiny_xglm_dir, tmp_
     assert len(cells) == 4
     for c in cells:
         run_experiment(c.config, log=lambda *_: None)
-    parser = argparse.ArgumentParser()
-    cmd.add_parser(parser.add_subparsers())
     md = tmp_path / "claims.md"
-    args = parser.parse_args(["claims", "--store", str(store), "--markdown", str(md), "--resamples", "300"])
-    assert args.func(args) == 0
+    assert main(["claims", "--store", str(store), "--markdown", str(md), "--resamples", "300"]) == 0
     out = capsys.readouterr().out
     verdicts = check_claims(store, n_resamples=300)
     assert [v.id for v in verdicts] == [f"C{i}" for i in range(1, 10)]
