@@ -327,22 +327,23 @@ def _build(cls: type, data: Any, source: str, prefix: str) -> Any:
         if sub is not None:
             kwargs[key] = _build(sub, value, source, f"{prefix}{key}.")
         else:
-            kwargs[key] = _coerce(value, hints[key], f"{prefix}{key}", source)
+            kwargs[key] = coerce_field(value, hints[key], f"{prefix}{key}", source)
     try:
         return cls(**kwargs)
     except XLTuneError as e:
         raise XLTuneError(f"{source}: {e}") from None
 
 
-def _coerce(value: Any, hint: Any, key: str, source: str) -> Any:
-    """Check ``value`` against the field's type hint; ints are accepted for floats; 'all' for Shots."""
+def coerce_field(value: Any, hint: Any, key: str, source: str) -> Any:
+    """Check ``value`` against a dataclass field's type hint (``key`` and ``source`` name it in errors); ints are
+    accepted for floats, YAML 1.1's ``1e-2`` strings too; 'all' for Shots."""
     origin = typing.get_origin(hint)
     args = typing.get_args(hint)
     if origin in (Union, types.UnionType):
         errors = []
         for a in args:
             try:
-                return _coerce(value, a, key, source)
+                return coerce_field(value, a, key, source)
             except XLTuneError as e:
                 errors.append(e)
         names = " or ".join(_type_name(a) for a in args)
@@ -355,7 +356,13 @@ def _coerce(value: Any, hint: Any, key: str, source: str) -> Any:
         if not isinstance(value, list):
             raise XLTuneError(f"{source}: {key} must be a list, got {value!r}")
         (inner,) = args
-        return [_coerce(v, inner, f"{key}[{i}]", source) for i, v in enumerate(value)]
+        return [coerce_field(v, inner, f"{key}[{i}]", source) for i, v in enumerate(value)]
+    if origin is dict:
+        if not isinstance(value, dict):
+            raise XLTuneError(f"{source}: {key} must be a mapping, got {value!r}")
+        k_hint, v_hint = args
+        return {coerce_field(k, k_hint, f"{key} key", source): coerce_field(v, v_hint, f"{key}[{k}]", source)
+                for k, v in value.items()}
     if hint is float:
         if isinstance(value, str):  # PyYAML (YAML 1.1) reads 1e-2 (no dot) as a string
             try:

@@ -17,8 +17,8 @@ from pathlib import Path
 
 import numpy as np
 
-from .config import load_config
-from .errors import XLTuneError
+from .config import coerce_field, load_config
+from .errors import XLTuneError, unknown_name
 
 # method variants the demo knows: name -> config overrides (P-tuning v2-style lr for prompts, small lr for FT).
 # Deep prompts keep the input positions from 0 (method.prefix_positions=keep): the tiny world model compares premise
@@ -56,8 +56,6 @@ class DemoConfig:
             raise XLTuneError(f"demo shots must be in 1..256 per class, got {self.shots}")
         for m in self.methods:
             if m not in VARIANTS:
-                from .errors import unknown_name
-
                 raise unknown_name("demo method", m, VARIANTS)
 
 
@@ -89,16 +87,12 @@ def run_demo(demo: DemoConfig, world_overrides: dict | None = None, log=print, p
     timings: dict[str, float] = {}
     t0 = time.perf_counter()
     world_cfg = WorldConfig(**(world_overrides or {}))
+    langs = [lang.code for lang in world_cfg.languages]
+    source = source_language(demo, world_cfg.languages)  # a bad source fails before any build
     data_dir, model_dir, facts = ensure_world_and_model(world_cfg, fresh=demo.fresh, pretrain_cfg=pretrain)
     timings["world + pretraining"] = time.perf_counter() - t0
     for k, v in (facts.get("timings") or {}).items():
         log(f"   {k}: {v}")
-    langs = [lang.code for lang in world_cfg.languages]
-    source = demo.source or max(world_cfg.languages, key=lambda lang: lang.resource).code
-    if source not in langs:
-        from .errors import unknown_name
-
-        raise unknown_name("demo source language", source, langs)
     others = [x for x in langs if x != source]
     log(f"world: {len(langs)} languages, source {source}; data {data_dir}; model {model_dir}")
 
@@ -165,6 +159,14 @@ def write_resource_table(facts: dict, world_cfg, path: Path) -> Path:
     return path
 
 
+def source_language(demo: DemoConfig, languages: list) -> str:
+    """``demo.source``, checked against the world's languages, or the language with the highest resource level."""
+    codes = [lang.code for lang in languages]
+    if demo.source is not None and demo.source not in codes:
+        raise unknown_name("demo source language", demo.source, codes)
+    return demo.source or max(languages, key=lambda lang: lang.resource).code
+
+
 def table(results: dict, langs: list[str], world_cfg, facts: dict, source: str) -> str:
     """Per-language accuracy, mean ± std over seeds, with resource share and fertility. ``*``: clearly above
     chance (mean - 2 std > chance); the last line counts such languages among the non-source ones per method."""
@@ -210,38 +212,25 @@ def _indent(log):
 
 def parse_knobs(items: list[str], cls: type, flag: str) -> dict:
     """``KEY=VALUE`` items (values read as YAML: ``steps=300``, ``nli_sizes={train: 300, dev: 30, test: 150}``)
-    as keyword arguments of the dataclass ``cls``; an unknown key or a bad value is a clear error."""
+    as keyword arguments of the dataclass ``cls``, type-checked as config files are; an unknown key or a bad value
+    is a clear error."""
+    import typing
+
     import yaml
 
-    fields = [f for f in dataclasses.fields(cls) if f.name != "languages"]
-    names = [f.name for f in fields]
-    defaults = {f.name: f.default_factory() for f in fields if f.default_factory is not dataclasses.MISSING}
+    hints = {k: v for k, v in typing.get_type_hints(cls).items() if k != "languages"}
     out: dict = {}
     for item in items:
         key, sep, raw = item.partition("=")
         if not sep:
             raise XLTuneError(f"{flag} expects KEY=VALUE, got {item!r}")
-        if key not in names:
-            from .errors import unknown_name
-
-            raise unknown_name(f"{flag} key", key, names)
+        if key not in hints:
+            raise unknown_name(f"{flag} key", key, hints)
         try:
             value = yaml.safe_load(raw)
         except yaml.YAMLError as e:
             raise XLTuneError(f"{flag} {key}: cannot read {raw!r} as a value: {e}") from None
-        if isinstance(value, str) and key not in defaults and isinstance(getattr(cls, key, None), float):
-            try:  # YAML 1.1 reads 1e-2 as a string; the run config accepts it as a number, so do the same
-                value = float(value)
-            except ValueError:
-                pass
-        default = getattr(cls, key, None)
-        if default is None and key in defaults:
-            default = defaults[key]
-        expected = type(default) if default is not None else None
-        ok = expected is None or isinstance(value, expected) or (expected is float and type(value) is int)
-        if not ok or (expected is int and isinstance(value, bool)):
-            raise XLTuneError(f"{flag} {key}: expected {expected.__name__}, got {raw!r}")
-        out[key] = value
+        out[key] = coerce_field(value, hints[key], key, flag)
     try:
         cls(**out)  # validates the values now, before any build
     except TypeError as e:
@@ -254,8 +243,6 @@ def select_languages(codes: list[str], languages: list) -> list:
     known = [lang.code for lang in languages]
     for code in codes:
         if code not in known:
-            from .errors import unknown_name
-
             raise unknown_name("demo language", code, known)
     chosen = [lang for lang in languages if lang.code in codes]
     if len(chosen) < 2:
@@ -272,8 +259,6 @@ def parse_resources(items: list[str], world_cfg_languages) -> list:
         code, level = item.split("=", 1)
         match = [lang for lang in langs if lang.code == code]
         if not match:
-            from .errors import unknown_name
-
             raise unknown_name("demo language", code, [lang.code for lang in langs])
         try:
             match[0].resource = float(level)
@@ -298,7 +283,7 @@ def resource_sweep(demo: DemoConfig, languages: list, spec: str, log=print, worl
     code, levels = parse_sweep(spec)
     parse_resources([f"{code}={levels[0]}"], languages)  # an unknown language fails before any build
     # The source stays the one of the unswept world, even when a level lifts LANG above it.
-    source = demo.source or max(languages, key=lambda lang: lang.resource).code
+    source = source_language(demo, languages)
     if code == source:
         raise XLTuneError(f"--resource-sweep: {code} is the source language; sweep a target language")
     pretrain = pretrain or PretrainConfig()

@@ -52,10 +52,6 @@ def main(args) -> int:
     if args.languages:
         languages = select_languages([c.strip() for c in args.languages.split(",") if c.strip()], languages)
     languages = parse_resources(args.resource, languages)
-    if args.source and args.source not in [lang.code for lang in languages]:
-        from ..errors import unknown_name
-
-        raise unknown_name("demo source language", args.source, [lang.code for lang in languages])
     world = parse_knobs(args.world, WorldConfig, "--world")
     pretrain = PretrainConfig(**parse_knobs(args.pretrain, PretrainConfig, "--pretrain"))
     if args.resource_sweep:
