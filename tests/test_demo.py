@@ -34,7 +34,7 @@ def demo_args(tmp_path, *more):
             "--out", str(tmp_path / "report"), *WORLD, *PRETRAIN, *more]
 
 
-def test_demo_command_end_to_end_and_cached_rerun(tmp_path, capsys):
+def test_demo_command_end_to_end_and_cached_rerun(tmp_path, capsys, cache):
     assert main(demo_args(tmp_path)) == 0
     out = capsys.readouterr().out
     # The table: every language with its resource share and fertility, both methods with mean ± std.
@@ -70,6 +70,8 @@ def test_demo_command_end_to_end_and_cached_rerun(tmp_path, capsys):
     assert main(demo_args(tmp_path)) == 0
     again = capsys.readouterr().out
     assert "cached: True" in again and "already in" in again
+    (kept,) = cache.rglob("tokstats.csv")  # the tokenization table is computed once per world and reused
+    assert kept.read_bytes() == (tmp_path / "demo-tokstats.csv").read_bytes()
     assert again[again.index("NLI accuracy (%)"):again.index("stage times")] == table[:table.index("stage times")]
 
 
