@@ -201,7 +201,7 @@ def table(results: dict, langs: list[str], world_cfg, facts: dict, source: str) 
             row += f"{f'{v.mean():.1f} ± {sd:.1f}' + ('*' if above else ' '):>23}"
         lines.append(row)
     others = len(world_cfg.languages) - 1
-    lines.append(f"* mean - 2 std above chance; other languages clearly above chance: "
+    lines.append("* mean - 2 std above chance; other languages clearly above chance: "
                  + ", ".join(f"{m} {n}/{others}" for m, n in clear.items()))
     return "\n".join(lines)
 
