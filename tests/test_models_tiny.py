@@ -80,3 +80,49 @@ def test_short_config_names_are_for_parameter_counts_only():
     assert next(meta.model.parameters()).device.type == "meta"
     with pytest.raises(XLTuneError, match="short name"):
         load_backbone(ModelConfig(name_or_path="xglm-564M"))
+
+
+def test_tiny_model_covers_every_character_of_multi_script_text(tmp_path, capsys):
+    """The README's step 1 crashed: XNLI's 15 dev files hold 2,740 characters, more than --vocab-size 2000.
+    The vocabulary now grows to hold every character the text has, and says so; nothing maps to <unk>."""
+    from transformers import AutoTokenizer
+
+    from xltune.cli import main
+
+    cjk = "".join(chr(0x4E00 + i) for i in range(300))  # 300 distinct Han characters + Latin
+    text = tmp_path / "t.txt"
+    text.write_text("the quick brown fox\n" + "\n".join(cjk[i : i + 30] for i in range(0, 300, 30)) + "\n",
+                    encoding="utf-8")
+    assert main(["tiny-model", "--arch", "xglm", "--text", str(text), "--out", str(tmp_path / "m"),
+                 "--vocab-size", "100", "--hidden", "16", "--layers", "1", "--heads", "2"]) == 0
+    assert "vocabulary grows from 100" in capsys.readouterr().err
+    tok = AutoTokenizer.from_pretrained(tmp_path / "m")
+    ids = tok(cjk + " fox")["input_ids"]
+    assert tok.unk_token_id not in ids
+    assert tok.decode(ids, skip_special_tokens=True) == cjk + " fox"
+    assert [p.name for p in tmp_path.iterdir() if p.name.startswith(".")] == []  # no temporary folder left
+
+
+def test_tiny_model_never_leaves_a_half_written_folder(tmp_path, capsys, monkeypatch):
+    import xltune.models.tiny as tiny
+    from xltune.cli import main
+
+    text = tmp_path / "t.txt"
+    text.write_text("hello world\n", encoding="utf-8")
+    taken = tmp_path / "taken"
+    taken.mkdir()
+    (taken / "notes.txt").write_text("mine")
+    # a folder of the user's that is not a model is never replaced
+    assert main(["tiny-model", "--arch", "xglm", "--text", str(text), "--out", str(taken)]) == 2
+    assert "not a model folder" in capsys.readouterr().err and [p.name for p in taken.iterdir()] == ["notes.txt"]
+    empty = tmp_path / "empty.txt"
+    empty.write_text("\n")
+    assert main(["tiny-model", "--arch", "xglm", "--text", str(empty), "--out", str(tmp_path / "new")]) == 2
+    assert "no text in" in capsys.readouterr().err
+
+    def fail(*_a, **_k):  # a failure after the tokenizer was written, before the weights
+        raise tiny.XLTuneError("disk full")
+
+    monkeypatch.setattr(tiny, "_model_config", fail)
+    assert main(["tiny-model", "--arch", "xglm", "--text", str(text), "--out", str(tmp_path / "new")]) == 2
+    assert sorted(p.name for p in tmp_path.iterdir()) == ["empty.txt", "t.txt", "taken"]  # nothing half-written

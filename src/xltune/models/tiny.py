@@ -9,6 +9,10 @@ Also :func:`parameter_report` for ``xltune params`` (meta device, no weights).
 from __future__ import annotations
 
 import gzip
+import os
+import shutil
+import sys
+import tempfile
 from pathlib import Path
 
 import torch
@@ -31,12 +35,37 @@ def read_text_lines(path: Path) -> list[str]:
         raise XLTuneError(f"cannot read text file {path}: {e.strerror or e}") from None
 
 
+def _normalizer():
+    from tokenizers import normalizers
+
+    return normalizers.Sequence([normalizers.NFKC(), normalizers.Replace(" {2,}", " ")])
+
+
+def distinct_characters(lines: list[str]) -> int:
+    """Characters the Unigram trainer must give a piece each: the normalized text's, with spaces as "▁"."""
+    chars = set(_normalizer().normalize_str("\n".join(lines)))
+    chars -= {" ", "\n"}
+    return len(chars | {"▁"})
+
+
+def covering_vocab_size(lines: list[str], arch: str, vocab_size: int) -> int:
+    """``vocab_size``, raised where the text has too many characters for it.
+
+    The Unigram trainer gives every character its own piece (no <unk> for text it saw) and refuses a vocabulary
+    smaller than the alphabet (XNLI's 15 dev files: 2,740 characters, more than the default 2,000). We keep the
+    guarantee and grow such a vocabulary to the alphabet plus half the asked-for size in longer pieces; a size
+    that holds the alphabet is kept as asked (the tokenizers of earlier versions stay byte-identical).
+    """
+    needed = distinct_characters(lines) + len(SPECIALS[arch])
+    return vocab_size if vocab_size >= needed else needed + vocab_size // 2
+
+
 def train_tokenizer(lines: list[str], arch: str, vocab_size: int):
-    from tokenizers import Tokenizer, decoders, models, normalizers, pre_tokenizers, processors, trainers
+    from tokenizers import Tokenizer, decoders, models, pre_tokenizers, processors, trainers
 
     specials = SPECIALS[arch]
     tok = Tokenizer(models.Unigram())
-    tok.normalizer = normalizers.Sequence([normalizers.NFKC(), normalizers.Replace(" {2,}", " ")])
+    tok.normalizer = _normalizer()
     tok.pre_tokenizer = pre_tokenizers.Metaspace(replacement="▁", prepend_scheme="always")
     tok.decoder = decoders.Metaspace(replacement="▁", prepend_scheme="always")
     trainer = trainers.UnigramTrainer(vocab_size=vocab_size, special_tokens=specials, unk_token="<unk>",
@@ -91,31 +120,53 @@ def _model_config(arch: str, vocab: int, hidden: int, layers: int, heads: int):
 
 
 def make_tiny_model(arch: str, text_files: list[Path], out_dir: Path, vocab_size: int = 2000, hidden: int = 64,
-                    layers: int = 2, heads: int = 4, seed: int = 0) -> Path:
-    """Write a tiny random ``arch`` model + trained tokenizer to ``out_dir``; returns ``out_dir``."""
+                    layers: int = 2, heads: int = 4, seed: int = 0, log=None) -> Path:
+    """Write a tiny random ``arch`` model + trained tokenizer to ``out_dir``; returns ``out_dir``.
+
+    The folder appears whole or not at all: it is written beside ``out_dir`` and renamed into place.
+    ``log`` (default: stderr) hears when the vocabulary had to grow to cover the text's characters.
+    """
     from transformers import PreTrainedTokenizerFast, XGLMForCausalLM, XLMRobertaForMaskedLM
 
     if arch not in ARCHS:
         raise unknown_name("tiny-model architecture", arch, ARCHS)
     if hidden % heads:
         raise XLTuneError(f"hidden ({hidden}) must be a multiple of heads ({heads})")
+    if vocab_size < 1:
+        raise XLTuneError(f"vocab size must be positive, got {vocab_size}")
+    out_dir = Path(out_dir)
+    if out_dir.exists() and (not out_dir.is_dir() or (any(out_dir.iterdir())
+                                                      and not (out_dir / "config.json").is_file())):
+        raise XLTuneError(f"{out_dir} exists and is not a model folder; choose a new --out (a model folder from "
+                          f"an earlier tiny-model is replaced)")
     lines = [line for f in text_files for line in read_text_lines(Path(f))]
     if not lines:
         raise XLTuneError(f"no text in {', '.join(map(str, text_files))}; the tokenizer needs some")
-    out_dir = Path(out_dir)
-    out_dir.mkdir(parents=True, exist_ok=True)
+    size = covering_vocab_size(lines, arch, vocab_size)
+    if size != vocab_size:
+        chars = size - vocab_size // 2 - len(SPECIALS[arch])
+        (log or (lambda m: print(m, file=sys.stderr)))(
+            f"note: the text has {chars:,} distinct characters; the vocabulary grows from {vocab_size:,} to "
+            f"{size:,} so that every character has a piece (a --vocab-size of at least {size - vocab_size // 2:,} "
+            f"is kept as given)")
 
-    tok = train_tokenizer(lines, arch, vocab_size)
-    fast = PreTrainedTokenizerFast(tokenizer_object=tok, bos_token="<s>", eos_token="</s>", pad_token="<pad>",
-                                   unk_token="<unk>", sep_token="</s>", cls_token="<s>",
-                                   **({"mask_token": "<mask>"} if arch == "xlm-roberta" else {}))
-    fast.save_pretrained(out_dir)
-
-    torch.manual_seed(seed)
-    config = _model_config(arch, tok.get_vocab_size(), hidden, layers, heads)
-    model_cls = XGLMForCausalLM if arch == "xglm" else XLMRobertaForMaskedLM
-    model = model_cls(config)
-    model.save_pretrained(out_dir)
+    out_dir.parent.mkdir(parents=True, exist_ok=True)
+    tmp = Path(tempfile.mkdtemp(prefix=f".{out_dir.name}.", dir=out_dir.parent))
+    try:
+        tok = train_tokenizer(lines, arch, size)
+        fast = PreTrainedTokenizerFast(tokenizer_object=tok, bos_token="<s>", eos_token="</s>", pad_token="<pad>",
+                                       unk_token="<unk>", sep_token="</s>", cls_token="<s>",
+                                       **({"mask_token": "<mask>"} if arch == "xlm-roberta" else {}))
+        fast.save_pretrained(tmp)
+        torch.manual_seed(seed)
+        config = _model_config(arch, tok.get_vocab_size(), hidden, layers, heads)
+        model_cls = XGLMForCausalLM if arch == "xglm" else XLMRobertaForMaskedLM
+        model_cls(config).save_pretrained(tmp)
+        if out_dir.exists():
+            shutil.rmtree(out_dir)
+        os.replace(tmp, out_dir)
+    finally:
+        shutil.rmtree(tmp, ignore_errors=True)
     return out_dir
 
 
