@@ -55,8 +55,11 @@ def main(argv: list[str] | None = None) -> int:
     if not getattr(args, "func", None):
         parser.print_help()
         return 1
+    ok = False
     try:
-        return int(args.func(args) or 0)
+        code = int(args.func(args) or 0)
+        ok = True
+        return code
     except XLTuneError as e:
         print(f"xltune: error: {e}", file=sys.stderr)
         return e.exit_code
@@ -66,6 +69,27 @@ def main(argv: list[str] | None = None) -> int:
     except KeyboardInterrupt:
         print("xltune: interrupted", file=sys.stderr)
         return 130
+    finally:
+        _close_process_group(wait=ok)
+
+
+def _close_process_group(wait: bool) -> None:
+    """End a data-parallel command (--processes / torchrun) cleanly on every rank.
+
+    Without this, a rank that finished early (rank 1 writes nothing) left Python while the main rank was still
+    storing; tearing down interpreter state with the gloo process group alive destroyed its worker thread unjoined
+    (`terminate called without an active exception`, exit -6), and the elastic launcher then failed the command
+    (2 of 12 two-process runs under a CPU load of 2). So: every rank waits for the others, then the group is
+    destroyed before exit.
+    """
+    if "torch" not in sys.modules:
+        return
+    import torch.distributed as dist
+
+    if dist.is_available() and dist.is_initialized():
+        if wait:
+            dist.barrier()
+        dist.destroy_process_group()
 
 
 if __name__ == "__main__":
