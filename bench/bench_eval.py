@@ -35,8 +35,8 @@ def encode_all(tok, pairs: dict, max_length: int):
 def xltune_model(config, tok, device: torch.device, dtype: torch.dtype, sdpa: bool, compile_: bool):
     from transformers import AutoModel
 
-    from xltune.config import MethodConfig, ModelConfig
-    from xltune.methods import build_model
+    from xltune.config import ModelConfig
+    from xltune.methods import build_model, method_settings
     from xltune.models.attention import enable_sdpa
     from xltune.models.backbone import backbone_from_model
 
@@ -45,7 +45,7 @@ def xltune_model(config, tok, device: torch.device, dtype: torch.dtype, sdpa: bo
     if sdpa:
         enable_sdpa(base)
     backbone = backbone_from_model(base.to(device), tok, kind="decoder")
-    model = build_model(backbone, MethodConfig(name="deep_prompt", prefix_length=common.PREFIX), "sequence", 3,
+    model = build_model(backbone, method_settings("deep_prompt", prefix_length=common.PREFIX), "sequence", 3,
                         ModelConfig(name_or_path="bench")).to(device).eval()
     if compile_:
         model.backbone = torch.compile(model.backbone, dynamic=True)

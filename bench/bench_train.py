@@ -46,8 +46,8 @@ def batches(tok, data: str, batch_size: int, n: int, seed: int = 0) -> list[list
 def xltune_setup(config, method: str, ckpt: bool, device, tok):
     from transformers import AutoModel
 
-    from xltune.config import MethodConfig, ModelConfig
-    from xltune.methods import build_model
+    from xltune.config import ModelConfig
+    from xltune.methods import build_model, method_settings
     from xltune.models.attention import enable_sdpa
     from xltune.models.backbone import backbone_from_model
 
@@ -57,7 +57,8 @@ def xltune_setup(config, method: str, ckpt: bool, device, tok):
                                  dtype=torch.bfloat16 if frozen_bf16 else torch.float32)
     enable_sdpa(base)
     backbone = backbone_from_model(base.to(device), tok, kind="decoder")
-    model = build_model(backbone, MethodConfig(name=method, prefix_length=common.PREFIX), "sequence", 3,
+    knobs = {"prefix_length": common.PREFIX} if method == "deep_prompt" else {}
+    model = build_model(backbone, method_settings(method, **knobs), "sequence", 3,
                         ModelConfig(name_or_path="bench", gradient_checkpointing=ckpt)).to(device).train()
     from xltune.data.encode import collate, encode_sentences
     from xltune.train import task_loss

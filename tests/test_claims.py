@@ -243,11 +243,12 @@ def test_every_paper_config_loads_and_the_plan_expands_to_the_full_grid():
         assert cfg.model.name_or_path == "facebook/xglm-564M" and cfg.train.languages == ["en"]
         assert len(cfg.seeds) >= 3 and cfg.task.data_dir is None
         if cfg.method.name in ("deep_prompt", "prompt"):
-            assert cfg.method.prefix_length <= 15 and cfg.train.lr == pytest.approx(1e-2)
+            length = cfg.method.prefix_length if cfg.method.name == "deep_prompt" else cfg.method.length
+            assert length <= 15 and cfg.train.lr == pytest.approx(1e-2)
         else:
             assert 1e-5 <= cfg.train.lr <= 2e-5
     cells = expand_plan(PAPER / "study.yaml")
-    grid = Counter((c.config.method.name, c.config.objective.tag(), c.config.task.name, str(c.config.train.shots))
+    grid = Counter((c.config.method.name, c.config.objective_tag, c.config.task.name, str(c.config.train.shots))
                    for c in cells)
     for task in ("xnli", "pawsx", "udpos", "panx"):
         for method in ("deep_prompt", "finetune"):
@@ -274,7 +275,7 @@ def test_paper_cells_run_tiny_and_every_claim_gets_a_verdict(tiny_xglm_dir, tmp_
             "train.epochs=1", "train.batch_size=6", "train.dev.max_examples=6", "eval.max_examples=30",
             "seeds=[1, 2]", f"store={store}", f"output_dir={tmp_path / 'runs'}", "save_checkpoint=false"]
     cells = [c for c in expand_plan(PAPER / "study.yaml", tiny) if c.config.task.name == "xnli"
-             and c.config.objective.tag() == "none" and c.config.method.name in ("deep_prompt", "finetune")
+             and c.config.objective_tag == "none" and c.config.method.name in ("deep_prompt", "finetune")
              and c.config.train.shots == 2]
     assert len(cells) == 4
     for c in cells:

@@ -106,7 +106,8 @@ def test_resolve_paths_makes_them_absolute(tmp_path):
 
 def test_describe_covers_every_section():
     keys = {k for k, _, _ in describe()}
-    assert {"model.name_or_path", "train.dev.patience", "objective.temperature", "seeds"} <= keys
+    assert {"model.name_or_path", "train.dev.patience", "objectives[].temperature", "method.prefix_length",
+            "method.r", "train.translations.languages", "seeds"} <= keys
     assert all(h for _, _, h in describe())  # every key has help text
 
 

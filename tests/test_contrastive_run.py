@@ -9,7 +9,6 @@ import torch
 
 from xltune.api import run_experiment
 from xltune.config import load_config
-from xltune.data.encode import encode_sentences
 from xltune.data.fewshot import sample_shots
 from xltune.data.readers import load_examples
 from xltune.data.tasks import resolve_task
@@ -27,9 +26,15 @@ def config(model_dir, data_dir, tmp_path, method="deep_prompt", **sets):
         "task.name=xnli", f"task.data_dir={data_dir}",
         "train.split=dev", "train.shots=4", "train.epochs=2", "train.batch_size=6", "train.lr=1e-2",
         "eval.split=test", "seeds=[1]", f"store={tmp_path / 'results.sqlite'}", f"output_dir={tmp_path / 'runs'}",
-        "objective.translation_contrast=0.5", "objective.label_contrast=0.5", "objective.translation_languages=[de, sw]",
+        dcl(0.5, 0.5), "train.translations.languages=[de, sw]",
     ] + [f"{k}={v}" for k, v in sets.items()]
     return load_config(None, overrides)
+
+
+def dcl(tcl: float, lcl: float) -> str:
+    """The objectives override for cross-entropy + translation contrast + label contrast."""
+    return (f"objectives=[{{name: cross_entropy}}, {{name: translation_contrast, weight: {tcl}}}, "
+            f"{{name: label_contrast, weight: {lcl}}}]")
 
 
 @pytest.fixture()
@@ -53,10 +58,8 @@ def test_tcl_lcl_run_completes_and_is_tagged(tiny_xglm_dir, xnli_dir, tmp_path, 
 
 def test_contrastive_terms_change_training(tiny_xglm_dir, xnli_dir, tmp_path):
     """The same run with and without TCL+LCL ends with different predictions or dev history (the terms do act)."""
-    base = config(tiny_xglm_dir, xnli_dir, tmp_path / "a", **{"objective.translation_contrast": 0,
-                                                                  "objective.label_contrast": 0})
-    with_obj = config(tiny_xglm_dir, xnli_dir, tmp_path / "b", **{"objective.translation_contrast": 5.0,
-                                                                     "objective.label_contrast": 5.0})
+    base = config(tiny_xglm_dir, xnli_dir, tmp_path / "a", objectives="[{name: cross_entropy}]")
+    with_obj = config(tiny_xglm_dir, xnli_dir, tmp_path / "b", objectives=dcl(5.0, 5.0).split("=", 1)[1])
     (a,) = run_experiment(base, **QUIET)
     (b,) = run_experiment(with_obj, **QUIET)
     with Store(tmp_path / "a" / "results.sqlite") as s:
@@ -70,56 +73,56 @@ def test_contrastive_terms_change_training(tiny_xglm_dir, xnli_dir, tmp_path):
 
 
 def test_tcl_without_translations_is_a_clear_error(tiny_xglm_dir, xnli_dir, tmp_path):
-    cfg = config(tiny_xglm_dir, xnli_dir, tmp_path, **{"objective.translation_languages": "[]"})
-    with pytest.raises(XLTuneError, match="translation_languages"):
+    cfg = config(tiny_xglm_dir, xnli_dir, tmp_path, **{"train.translations.languages": "[]"})
+    with pytest.raises(XLTuneError, match="train.translations.languages"):
         run_experiment(cfg, **QUIET)
 
 
-def test_deep_prompt_with_tcl_lcl_leaves_backbone_bit_identical(tiny_xglm_dir, xnli_dir, tmp_path):
-    from accelerate import Accelerator
+def test_the_older_objective_section_still_works(tiny_xglm_dir, xnli_dir, tmp_path, capsys):
+    """Configs of xltune 0.1 had one objective section of weights: same objectives, same run key, a note."""
+    old = load_config(None, [f"model.name_or_path={tiny_xglm_dir}", "objective.translation_contrast=0.5",
+                             "objective.label_contrast=0.5", "objective.translation_languages=[de, sw]"])
+    new = load_config(None, [f"model.name_or_path={tiny_xglm_dir}", dcl(0.5, 0.5),
+                             "train.translations.languages=[de, sw]"])
+    assert old.objectives == new.objectives and old.train.translations == new.train.translations
+    assert old.run_key(1) == new.run_key(1) and old.objective_tag == "tcl+lcl"
+    assert "objectives list" in capsys.readouterr().err
 
-    from xltune.methods.base import build_model
-    from xltune.models.backbone import load_backbone
-    from xltune.objectives.compose import build_extra_loss
+
+def test_deep_prompt_with_tcl_lcl_leaves_backbone_bit_identical(tiny_xglm_dir, xnli_dir, tmp_path):
+    from xltune.config import resolve_paths
+    from xltune.data.encode import collate
+    from xltune.objectives.base import prepare_objectives
+    from xltune.runs.context import build_context
+    from xltune.runs.prepare import prepare
     from xltune.train import train
 
-    cfg = config(tiny_xglm_dir, xnli_dir, tmp_path, **{"train.epochs": 3})
-    spec = resolve_task(cfg.task)
-    pool = load_examples(spec, str(xnli_dir), "dev", "en")
-    shots, _ = sample_shots(pool, spec, 4, seed=1)
-    torch.manual_seed(0)
-    backbone = load_backbone(cfg.model, device="cpu")
-    tok = backbone.tokenizer
-    model = build_model(backbone, cfg.method, "sequence", 3, cfg.model)
+    cfg = resolve_paths(config(tiny_xglm_dir, xnli_dir, tmp_path, **{"train.epochs": 3}))
+    prep = prepare(cfg)
+    shots, _ = sample_shots(prep.pool["en"], prep.spec, 4, seed=1)
+    ctx = build_context(prep, 1, "test", QUIET["log"])
+    model, backbone = ctx.model, ctx.backbone
     before = {k: v.detach().clone() for k, v in model.backbone.state_dict().items()}
     prompt_before = {k: v.detach().clone() for k, v in model.deep_prompt.state_dict().items()}
+    objectives = prepare_objectives(ctx, shots)
+    assert objectives.tag == "tcl+lcl" and objectives.info()["pairs"] == {"de": 12, "sw": 12}
 
-    def encode(exs):
-        return encode_sentences(exs, tok, cfg.model.max_length)
-
-    def loader(split, lang, **kw):
-        return load_examples(spec, str(xnli_dir), split, lang, **kw)
-
-    extra, info = build_extra_loss(cfg, spec, shots, encode, loader, model, tokenizer=tok,
-                                   pad_id=backbone.pad_token_id, padding_side=tok.padding_side, seed=1, **QUIET)
-    assert extra is not None and info["pairs"] == {"de": 12, "sw": 12}
-
-    # the extra loss alone sends gradient to the prompt and none to the frozen backbone
-    from xltune.data.encode import collate
-
-    enc = encode(shots)
+    # the contrastive terms alone send gradient to the prompt and none to the frozen backbone
+    objectives.per_label = []
+    enc = ctx.encode_train(shots)
     part = list(range(6))
-    batch = collate([enc.features[i] for i in part], backbone.pad_token_id, tok.padding_side, False)
+    batch = collate([enc.features[i] for i in part], backbone.pad_token_id, ctx.padding_side, False)
     out = model(batch["input_ids"], batch["attention_mask"])
-    loss = extra(out, batch, part)
+    loss = objectives(model, out, batch, part, label_scale=1.0, batch_scale=1.0)
     assert loss.item() > 0
     loss.backward()
     assert all(p.grad is None for p in model.backbone.parameters())
     assert any(p.grad is not None and p.grad.abs().sum() > 0 for p in model.deep_prompt.parameters())
     model.zero_grad(set_to_none=True)
 
+    objectives = prepare_objectives(ctx, shots)
     train(model, enc, cfg.train, seed=1, token_task=False, pad_id=backbone.pad_token_id,
-          padding_side=tok.padding_side, accelerator=Accelerator(cpu=True), extra_loss=extra, **QUIET)
+          padding_side=ctx.padding_side, accelerator=ctx.acc, loss=objectives, **QUIET)
     after = model.backbone.state_dict()
     assert before.keys() == after.keys()
     assert all(torch.equal(before[k], after[k]) for k in before)
@@ -163,17 +166,19 @@ def test_ner_with_projected_labels_completes(tiny_xlmr_dir, tmp_path):
         "train.split=dev", "train.shots=2", "train.epochs=2", "train.batch_size=4",
         "eval.split=test", "eval.languages=[en, de]", "seeds=[1]",
         f"store={tmp_path / 'r.sqlite'}", f"output_dir={tmp_path / 'runs'}",
-        "objective.translation_contrast=0.3", "objective.label_contrast=0.3", "objective.translation_languages=[de]",
+        "objectives=[{name: cross_entropy}, {name: translation_contrast, weight: 0.3}, "
+        "{name: projected_cross_entropy}, {name: label_contrast, weight: 0.3}]", "train.translations.languages=[de]",
     ])
     (res,) = run_experiment(cfg, **QUIET)
     assert res.train.steps > 0
     with Store(tmp_path / "r.sqlite") as s:
         (run,) = s.runs()
-        assert run["objective"] == "tcl+lcl"
+        assert run["objective"] == "tcl+proj+lcl"  # projected cross-entropy is part of the stored objective
         info = run["extra"]["objective"]
         n_shots = len(run["manifest"]["languages"]["en"]["ids"])
         assert info["pairs"] == {"de": n_shots} and info["projection"]["sentences"] == n_shots
-        assert info["projection"]["aligned_links"] > 0 and info["projected_ce"] == 1.0
+        assert info["projection"]["aligned_links"] > 0
+        assert {"name": "projected_cross_entropy", "weight": 1.0} in info["objectives"]
         assert {m["lang"] for m in s.metrics(metric="f1")} == {"en", "de"}
 
 
@@ -198,8 +203,7 @@ def test_real_xnli_deep_prompt_tcl_lcl(shared_data, tmp_path):
         "train.split=dev", "train.shots=16", "train.epochs=1", "train.batch_size=16", "train.dev.max_examples=48",
         "eval.split=test", "eval.languages=[en, de, sw, zh]", "eval.max_examples=50", "seeds=[1]",
         f"store={tmp_path / 'r.sqlite'}", f"output_dir={tmp_path / 'runs'}", "save_checkpoint=false",
-        "objective.translation_contrast=0.5", "objective.label_contrast=0.5",
-        "objective.translation_languages=[de, sw, zh]",
+        dcl(0.5, 0.5), "train.translations.languages=[de, sw, zh]",
     ])
     (res,) = run_experiment(cfg, **QUIET)
     assert res.train.steps == 3  # 48 shots / 16
@@ -212,22 +216,22 @@ def test_real_xnli_deep_prompt_tcl_lcl(shared_data, tmp_path):
 
 
 def test_parallel_tsv_translations_keyed_by_shot_text(tiny_xglm_dir, xnli_dir, tmp_path):
-    """objective.parallel_file: rows whose source equals a shot's 'premise ||| hypothesis' give its translations."""
+    """train.translations.parallel_file: rows whose source equals a shot's 'premise ||| hypothesis' give its translations."""
     en = (xnli_dir / "dev-en.tsv").read_text(encoding="utf-8").splitlines()[1:]
     de = (xnli_dir / "dev-de.tsv").read_text(encoding="utf-8").splitlines()[1:]
     rows = [f"{e.split(chr(9))[0]} ||| {e.split(chr(9))[1]}\t{d.split(chr(9))[0]} ||| {d.split(chr(9))[1]}"
             for e, d in zip(en, de)]
     tsv = tmp_path / "pairs.tsv"
     tsv.write_text("\n".join(rows) + "\n", encoding="utf-8")
-    cfg = config(tiny_xglm_dir, xnli_dir, tmp_path, **{"objective.translation_languages": "[]",
-                                                        "objective.parallel_file": str(tsv)})
+    cfg = config(tiny_xglm_dir, xnli_dir, tmp_path, **{"train.translations.languages": "[]",
+                                                        "train.translations.parallel_file": str(tsv)})
     run_experiment(cfg, **QUIET)
     with Store(tmp_path / "results.sqlite") as s:
         info = s.runs()[0]["extra"]["objective"]
         assert info["pairs"] == {"tsv1": 12} and info["translation_sources"] == ["tsv1"]
     bad = tmp_path / "bad.tsv"
     bad.write_text("\n".join(r.rsplit(" ||| ", 1)[0] for r in rows) + "\n", encoding="utf-8")  # de: 1 segment
-    cfg = config(tiny_xglm_dir, xnli_dir, tmp_path / "b", **{"objective.translation_languages": "[]",
-                                                              "objective.parallel_file": str(bad)})
+    cfg = config(tiny_xglm_dir, xnli_dir, tmp_path / "b", **{"train.translations.languages": "[]",
+                                                              "train.translations.parallel_file": str(bad)})
     with pytest.raises(XLTuneError, match=r"bad.tsv:\d+: column 2 has 1 segment"):
         run_experiment(cfg, **QUIET)

@@ -156,6 +156,6 @@ def test_every_demo_variant_is_a_valid_run_config(tmp_path, variant):
     cfg = load_config(None, run_configs(tmp_path / "data", tmp_path / "model", LANGS, "xlat", DemoConfig(), variant,
                                        LANGS[1:]))
     assert cfg.method.name == variant.split("+")[0] and cfg.train.shots == 256
-    assert (cfg.objective.tag() != "none") == variant.endswith("+tcl+lcl")
+    assert (cfg.objective_tag != "none") == variant.endswith("+tcl+lcl")
     if variant.endswith("+tcl+lcl"):
-        assert cfg.objective.translation_languages == LANGS[1:]
+        assert cfg.train.translations.languages == LANGS[1:]

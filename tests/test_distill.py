@@ -13,7 +13,7 @@ import torch
 
 from xltune.api import run_experiment
 from xltune.config import load_config
-from xltune.distill import UnlabelledSource, distill, kd_loss, student_targets
+from xltune.distill import UnlabelledSource, distill
 from xltune.errors import XLTuneError
 from xltune.store import Store
 
@@ -48,10 +48,12 @@ def test_xnli_student_distils_from_stored_teacher_on_two_languages(xnli_teacher,
         kd = s.runs(objective="kd")
         assert len(kd) == 1 and kd[0]["run_id"] == res.run_id != teacher_id
         run = kd[0]
-        assert run["method"] == "finetune" and run["extra"]["teacher_run_id"] == teacher_id
-        assert run["extra"]["kd"]["sources"] == {"de": {"from": "dev split (labels dropped)", "examples": 12},
-                                                 "sw": {"from": "dev split (labels dropped)", "examples": 12}}
-        assert run["shots"] == "2" and "kd" in run["manifest"]
+        kd_info = run["extra"]["objective"]["distillation"]
+        assert run["method"] == "finetune" and kd_info["teacher_run_id"] == teacher_id
+        assert kd_info["sources"] == {"de": {"from": "dev split (labels dropped)", "examples": 12},
+                                      "sw": {"from": "dev split (labels dropped)", "examples": 12}}
+        assert run["config"]["objectives"][0]["teacher"] == teacher_id  # the teacher is part of the variant
+        assert run["manifest"]["shots"] == 0 and "distillation" in run["manifest"]["note"]  # no shots trained on
         assert {m["lang"] for m in s.metrics(run_id=res.run_id, metric="accuracy")} == set(LANGS)
     # stored: a second call is skipped
     (again,) = distill(teacher_id, sources, student, temperature=2.0, max_examples=12, **QUIET)
@@ -109,30 +111,37 @@ def test_ner_student_with_another_tokenizer_distils_on_plain_text(tiny_xglm_dir,
     assert res.train.steps == 2 * 3  # 2 + 3 non-blank lines / batch 2, 2 epochs
     with Store(teacher_cfg.store) as s:
         (run,) = s.runs(objective="kd")
-        assert run["method"] == "lora" and run["extra"]["teacher_run_id"] == teacher.run_id
-        assert run["extra"]["kd"]["sources"]["de"]["examples"] == 2
+        kd_info = run["extra"]["objective"]["distillation"]
+        assert run["method"] == "lora" and kd_info["teacher_run_id"] == teacher.run_id
+        assert kd_info["sources"]["de"]["examples"] == 2
         assert {m["lang"] for m in s.metrics(run_id=run["run_id"], metric="f1")} == {"en", "de"}
 
 
 def test_token_targets_sit_on_first_subwords_and_kd_is_zero_on_the_teacher_itself():
+    from types import SimpleNamespace
+
     from xltune.data.encode import Encoded, Feature
+    from xltune.objectives.base import Step
+    from xltune.objectives.distillation import Distillation, DistillationSettings
 
     # word 0 -> tokens 1,2; word 1 -> token 3; specials at 0 and 4
     feat = Feature([5, 6, 7, 8, 9], [0] * 5, 0, 0, [None, 0, 0, 1, None])
-    teacher = [torch.tensor([[1.0, 0.0, -1.0], [0.0, 2.0, 0.0]])]
-    (t,) = student_targets(Encoded([feat], 1), teacher, token_task=True, num_labels=3)
-    assert torch.equal(t[1], teacher[0][0]) and torch.equal(t[3], teacher[0][1])
+    kd = Distillation(DistillationSettings(teacher="t", text={"de": "x"}, temperature=2.0))
+    kd.token_task, kd.num_labels, kd.padding_side, kd.examples = True, 3, "right", range(0, 1)
+    kd.soft = [torch.tensor([[1.0, 0.0, -1.0], [0.0, 2.0, 0.0]])]
+    kd.on_encoded(Encoded([feat], 1))
+    (t,) = kd.targets
+    assert torch.equal(t[1], kd.soft[0][0]) and torch.equal(t[3], kd.soft[0][1])
     assert torch.isnan(t[[0, 2, 4]]).all()
 
-    class Out:
-        logits = torch.nan_to_num(t).unsqueeze(0).requires_grad_()
+    def step(logits):
+        return Step(None, SimpleNamespace(logits=logits), {}, [0], None)
 
-    loss = kd_loss([t], 2.0, token_task=True, padding_side="right")(Out, {}, [0])
-    assert abs(loss.item()) < 1e-6
-    Out.logits = torch.zeros(1, 5, 3, requires_grad=True)
-    loss = kd_loss([t], 2.0, token_task=True, padding_side="right")(Out, {}, [0])
+    assert abs(kd.loss(step(torch.nan_to_num(t).unsqueeze(0).requires_grad_())).item()) < 1e-6
+    logits = torch.zeros(1, 5, 3, requires_grad=True)
+    loss = kd.loss(step(logits))
     loss.backward()
-    assert loss.item() > 0 and (Out.logits.grad[0, [0, 2, 4]] == 0).all() and Out.logits.grad[0, 1].abs().sum() > 0
+    assert loss.item() > 0 and (logits.grad[0, [0, 2, 4]] == 0).all() and logits.grad[0, 1].abs().sum() > 0
 
 
 # ---------------------------------------------------------------- commands

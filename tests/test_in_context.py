@@ -14,7 +14,8 @@ import pytest
 from xltune.api import prepare, run_experiment
 from xltune.config import load_config, resolve_paths
 from xltune.errors import XLTuneError
-from xltune.icl import demonstration_prefix, draw_demonstrations, translated_demonstrations
+from xltune.runs.runners import demonstration_prefix, translated_demonstrations
+from xltune.runs.runners import InContextRunner
 from xltune.store import Store
 from xltune.templates import load_templates
 
@@ -97,7 +98,7 @@ def test_translated_demonstrations_take_the_same_lines_of_the_target_file(xnli_d
     cfg = resolve_paths(config(tiny_xglm_dir, xnli_dir, tmp_path, **{"train.shots": 2,
                                                                       "method.demonstrations": "translated"}))
     prep = prepare(cfg)
-    demos, manifest = draw_demonstrations(prep, seed=1)
+    demos, manifest = InContextRunner().draw(prep, seed=1)
     assert len(demos) == 6 and manifest["demonstrations"] == "translated"
     de = translated_demonstrations(prep, demos, "de")
     assert [d.index for d in de] == [d.index for d in demos] and [d.label for d in de] == [d.label for d in demos]

@@ -8,11 +8,13 @@ import pytest
 import torch
 import torch.nn.functional as F
 
-from xltune.config import MethodConfig, ModelConfig
+from xltune.config import ModelConfig
 from xltune.methods import build_model
 from xltune.models.backbone import backbone_from_model, load_backbone
 from xltune.models.prompts import DeepPrompt, PrefixCache, prefix_attention_mask
 from xltune.models.transfer import TransferModel
+
+from tiny_data import method_with_prompt  # noqa: E402  (tests/ is on sys.path)
 
 P = 3
 
@@ -96,7 +98,7 @@ def test_gradient_checkpointing_with_deep_prompt_is_exact(arch, tiny_xglm_dir, t
         model_cfg = ModelConfig(name_or_path=str(path), gradient_checkpointing=checkpointing, head_dropout=0.0)
         backbone = load_backbone(model_cfg)
         torch.manual_seed(0)
-        model = build_model(backbone, MethodConfig(name="deep_prompt", prefix_length=P), "sequence", 3, model_cfg)
+        model = build_model(backbone, method_with_prompt("deep_prompt", P), "sequence", 3, model_cfg)
         model.train()
         calls = []
         first_attn = next(m for n, m in backbone.model.named_modules() if n.endswith("attention") or n.endswith("self_attn"))

@@ -5,12 +5,15 @@ from __future__ import annotations
 import pytest
 import torch
 
-from xltune.config import MethodConfig, ModelConfig
+from xltune.config import ModelConfig
+from xltune.methods import method_settings
 from xltune.errors import XLTuneError
 from xltune.methods import build_model
 from xltune.models.backbone import load_backbone
 from xltune.models.heads import pool
 from xltune.models.transfer import encoder_position_ids
+
+from tiny_data import method_with_prompt  # noqa: E402  (tests/ is on sys.path)
 
 TEXTS = ["The quick brown fox", "敏捷的棕色狐狸跳过了懒狗。 The lazy dog jumps over", "الثعلب البني"]
 
@@ -19,7 +22,7 @@ def build(path, method: str, task_kind: str = "sequence", seed: int = 0):
     model_cfg = ModelConfig(name_or_path=str(path))
     backbone = load_backbone(model_cfg)
     torch.manual_seed(seed)
-    model = build_model(backbone, MethodConfig(name=method, prefix_length=4), task_kind, 3, model_cfg).eval()
+    model = build_model(backbone, method_with_prompt(method, 4), task_kind, 3, model_cfg).eval()
     return backbone.tokenizer, model
 
 
@@ -105,7 +108,7 @@ def test_prefix_positions_shift_or_keep(arch, positions, tiny_xglm_dir, tiny_xlm
     model_cfg = ModelConfig(name_or_path=str(path))
     backbone = load_backbone(model_cfg)
     torch.manual_seed(0)
-    method = MethodConfig(name="deep_prompt", prefix_length=4, prefix_positions=positions)
+    method = method_settings("deep_prompt", prefix_length=4, prefix_positions=positions)
     model = build_model(backbone, method, "sequence", 3, model_cfg).eval()
     seen = {}
     hook = model.backbone.register_forward_pre_hook(

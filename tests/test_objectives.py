@@ -30,10 +30,34 @@ def _finite_and_backward(loss: torch.Tensor, *leaves: torch.Tensor) -> None:
 
 
 def test_all_objectives_registered_and_typo_names_closest():
-    assert set(OBJECTIVES.names()) >= {"cross_entropy", "translation_contrast", "label_contrast", "distillation"}
-    assert OBJECTIVES.get("label_contrast") is label_contrast
+    assert set(OBJECTIVES.names()) >= {"cross_entropy", "translation_contrast", "label_contrast", "distillation",
+                                       "projected_cross_entropy"}
+    assert OBJECTIVES.get("label_contrast").objective.__module__ == label_contrast.__module__
     with pytest.raises(XLTuneError, match="valid: label_contrast"):
         OBJECTIVES.get("label_contrats")
+
+
+REQUIRED = {"distillation": {"teacher": "RUN", "text": {"de": "de.txt"}}}  # settings an objective cannot default
+
+
+@pytest.mark.parametrize("name", OBJECTIVES.names())
+def test_every_objective_is_in_the_stored_tag_and_round_trips(name):
+    """The stored objective tag is derived from the list: a new objective can never be stored as 'none' (and pooled
+    with plain cross-entropy); its settings survive a config round trip."""
+    from xltune.config import load_config
+    from xltune.objectives.base import objective_tag
+
+    spec = OBJECTIVES.get(name)
+    assert spec.description and spec.tag
+    assert len({OBJECTIVES.get(n).tag for n in OBJECTIVES.names()}) == len(OBJECTIVES.names())  # tags are unique
+    entry = {"name": name, "weight": 0.5, **REQUIRED.get(name, {})}
+    listed = [entry] if name == "cross_entropy" else [{"name": "cross_entropy"}, entry]
+    cfg = load_config(None, ["model.name_or_path=m"], base={"objectives": listed})
+    assert type(cfg.objectives[-1]) is spec.settings
+    tag = objective_tag(cfg.objectives)
+    assert any(part.startswith(spec.tag) for part in tag.split("+")) and cfg.objective_tag == tag != "none"
+    again = load_config(None, base=cfg.to_dict())
+    assert again.objectives == cfg.objectives and again.run_key(1) == cfg.run_key(1)
 
 
 # ---------------------------------------------------------------- cross-entropy

@@ -141,7 +141,7 @@ def test_resumed_training_samples_the_same_translations(tmp_path):
 
     from xltune.config import TrainConfig
     from xltune.data.encode import Encoded, Feature
-    from xltune.train import train
+    from xltune.train import task_loss, train
 
     class Tiny(torch.nn.Module):
         def __init__(self):
@@ -155,28 +155,37 @@ def test_resumed_training_samples_the_same_translations(tmp_path):
     class Crash(Exception):
         pass
 
-    def extra(picks, crash_at=None):
-        gen = torch.Generator().manual_seed(99)
+    class Sampling:
+        """A loss with its own sampling stream (as the translation-reading objectives have)."""
 
-        def loss(out, batch, part):
-            if crash_at is not None and len(picks) == crash_at:
+        def __init__(self, picks, crash_at=None):
+            self.gen, self.picks, self.crash_at = torch.Generator().manual_seed(99), picks, crash_at
+
+        def __call__(self, model, out, batch, part, *, label_scale, batch_scale):
+            if self.crash_at is not None and len(self.picks) == self.crash_at:
                 raise Crash
-            picks.append(int(torch.randint(1000, (1,), generator=gen)))
-            return out.logits.sum() * 0.0
+            self.picks.append(int(torch.randint(1000, (1,), generator=self.gen)))
+            return task_loss(out.logits, batch["labels"]) * label_scale
 
-        loss.generator = gen
-        return loss
+        def state_dict(self):
+            return {"generator": self.gen.get_state()}
+
+        def load_state_dict(self, state):
+            self.gen.set_state(state["generator"])
+
+    def extra(picks, crash_at=None):
+        return Sampling(picks, crash_at)
 
     data = Encoded([Feature([1 + i % 7, 2 + i % 5], i % 3, i) for i in range(12)], 12)
     cfg = TrainConfig(epochs=3, batch_size=4, lr=1e-2)
     kw = dict(seed=1, token_task=False, pad_id=0, padding_side="right", log=lambda *_: None)
     full: list[int] = []
-    train(Tiny(), data, cfg, accelerator=Accelerator(cpu=True), extra_loss=extra(full), **kw)
+    train(Tiny(), data, cfg, accelerator=Accelerator(cpu=True), loss=extra(full), **kw)
     assert len(full) == 9  # 3 epochs x 3 batches
     ckpt, before = tmp_path / "resume.pt", []
     with pytest.raises(Crash):  # dies in epoch 2, after the epoch-1 checkpoint
-        train(Tiny(), data, cfg, accelerator=Accelerator(cpu=True), extra_loss=extra(before, crash_at=4),
+        train(Tiny(), data, cfg, accelerator=Accelerator(cpu=True), loss=extra(before, crash_at=4),
               resume_path=ckpt, **kw)
     after: list[int] = []  # a new process builds the objective afresh, from the seed
-    train(Tiny(), data, cfg, accelerator=Accelerator(cpu=True), extra_loss=extra(after), resume_path=ckpt, **kw)
+    train(Tiny(), data, cfg, accelerator=Accelerator(cpu=True), loss=extra(after), resume_path=ckpt, **kw)
     assert before[:3] + after == full

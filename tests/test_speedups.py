@@ -9,12 +9,14 @@ import numpy as np
 import pytest
 import torch
 
-from xltune.config import MethodConfig, ModelConfig
+from xltune.config import ModelConfig
 from xltune.data.encode import Encoded, Feature, eval_batches
 from xltune.evaluate import predict
 from xltune.methods import build_model
 from xltune.models.attention import additive_mask, attention_kind, disable_sdpa, enable_sdpa
 from xltune.models.backbone import backbone_from_model, load_backbone
+
+from tiny_data import method_with_prompt  # noqa: E402  (tests/ is on sys.path)
 
 
 def tiny_xglm(seed: int = 0):
@@ -45,7 +47,7 @@ def transfer(method: str, sdpa: bool):
     backbone = backbone_from_model(model, kind="decoder")
     torch.manual_seed(1)
     cfg = ModelConfig(name_or_path="tiny", head_dropout=0.0)
-    return build_model(backbone, MethodConfig(name=method, prefix_length=5), "sequence", 3, cfg)
+    return build_model(backbone, method_with_prompt(method, 5), "sequence", 3, cfg)
 
 
 @pytest.mark.parametrize("side", ["right", "left"])

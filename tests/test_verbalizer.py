@@ -10,7 +10,7 @@ import shutil
 import pytest
 import torch
 
-from xltune.config import MethodConfig, ModelConfig
+from xltune.config import ModelConfig
 from xltune.data.encode import collate, eval_batches
 from xltune.data.records import SentenceExample
 from xltune.data.tasks import TASKS
@@ -19,6 +19,8 @@ from xltune.methods.base import build_model
 from xltune.models.backbone import load_backbone
 from xltune.models.verbalizer import encode_verbalized, load_untied_lm_head, verbalizer_model
 from xltune.templates import load_templates, parse_templates
+
+from tiny_data import method_with_prompt  # noqa: E402  (tests/ is on sys.path)
 
 XNLI = TASKS.get("xnli")
 PREMISES = [
@@ -37,7 +39,7 @@ def examples(n: int = len(PREMISES)) -> list[SentenceExample]:
 def load(model_dir, head_side: str = "right", method: str = "in_context"):
     mcfg = ModelConfig(name_or_path=str(model_dir), padding_side=head_side)
     backbone = load_backbone(mcfg)
-    transfer = build_model(backbone, MethodConfig(name=method, prefix_length=3), "sequence", 3, mcfg)
+    transfer = build_model(backbone, method_with_prompt(method, 3), "sequence", 3, mcfg)
     return backbone, transfer
 
 

@@ -29,3 +29,11 @@ def write_xnli_like(folder, n_dev=30, n_test=12, seed=0):
                 lines.append(f"{p}\t{h}\t{lab}")
             (folder / f"{split}-{lang}.tsv").write_text("\n".join(lines) + "\n", encoding="utf-8")
     return folder
+
+
+def method_with_prompt(name: str, length: int, **kw):
+    """A method's settings with its prompt length set where it has one (deep_prompt.prefix_length, prompt.length)."""
+    from xltune.methods import method_settings
+
+    key = {"deep_prompt": "prefix_length", "prompt": "length"}.get(name)
+    return method_settings(name, **({key: length} if key else {}), **kw)

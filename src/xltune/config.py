@@ -11,22 +11,20 @@ from __future__ import annotations
 import dataclasses
 import hashlib
 import json
-import types
-import typing
-from dataclasses import dataclass, field
+from dataclasses import dataclass
 from pathlib import Path
 from typing import Any, Union
 
 import yaml
 
-from .errors import XLTuneError, unknown_name, yaml_error
+from .errors import XLTuneError, note, quiet_notes, yaml_error
+from .methods.base import MethodSettings, build_method_settings, method_spec
+from .objectives.base import ObjectiveSettings, build_objective_list, default_objectives, objective_tag
+from .settings import SECTIONS, build, check_choice, check_positive, check_unit, coerce_field, describe as _describe
+from .settings import section, setting
 
-
-def _f(default: Any = dataclasses.MISSING, help: str = "", **kw) -> Any:
-    if isinstance(default, (list, dict)):
-        value = default
-        return field(default_factory=lambda: type(value)(value), metadata={"help": help}, **kw)
-    return field(default=default, metadata={"help": help}, **kw)
+_f = setting
+_choice, _positive, _unit = check_choice, check_positive, check_unit
 
 
 Shots = Union[int, str]  # an int, or "all"
@@ -54,33 +52,6 @@ class ModelConfig:
         _positive("model.max_length", self.max_length)
         _unit("model.head_dropout", self.head_dropout)
         _choice("model.head", self.head, ("classifier", "verbalizer"))
-
-
-@dataclass
-class MethodConfig:
-    name: str = _f("deep_prompt", "finetune | deep_prompt | prompt | lora (see `xltune methods`)")
-    prefix_length: int = _f(16, "deep_prompt: key/value prefix length per layer; prompt: number of soft tokens")
-    prefix_projection: bool = _f(False, "deep_prompt: reparameterise prefixes through a 2-layer MLP (P-tuning v2 option)")
-    prefix_hidden_size: int = _f(512, "deep_prompt: hidden size of the reparameterisation MLP")
-    prefix_positions: str = _f("shift", "deep_prompt: shift (input positions start after the prefix, as peft and "
-                                        "P-tuning v2) | keep (input positions start at 0, as in pretraining)")
-    prompt_dropout: float = _f(0.0, "dropout on prompt/prefix vectors")
-    prompt_init: str = _f("random", "prompt: random | vocab (initialise soft tokens from random vocabulary embeddings)")
-    lora_r: int = _f(8, "lora: rank")
-    lora_alpha: int = _f(16, "lora: scaling alpha")
-    lora_dropout: float = _f(0.1, "lora: dropout")
-    lora_target_modules: list[str] = _f([], "lora: module names to adapt (empty: peft's default for the architecture)")
-    demonstrations: str = _f("source", "in_context: source (the same source-language demonstrations everywhere) | translated (same indices of each target language's file)")
-
-    def __post_init__(self) -> None:
-        _positive("method.prefix_length", self.prefix_length)
-        _positive("method.prefix_hidden_size", self.prefix_hidden_size)
-        _choice("method.prefix_positions", self.prefix_positions, ("shift", "keep"))
-        _unit("method.prompt_dropout", self.prompt_dropout)
-        _choice("method.prompt_init", self.prompt_init, ("random", "vocab"))
-        _positive("method.lora_r", self.lora_r)
-        _unit("method.lora_dropout", self.lora_dropout)
-        _choice("method.demonstrations", self.demonstrations, ("source", "translated"))
 
 
 @dataclass
@@ -115,6 +86,16 @@ class DevConfig:
 
 
 @dataclass
+class TranslationsConfig:
+    languages: list[str] = _f([], "languages whose line-aligned split (train.split) holds translations of the shots "
+                                  "(objectives that read translations: translation_contrast, label_contrast, "
+                                  "projected_cross_entropy)")
+    parallel_file: str | None = _f(None, "TSV source<TAB>translation[<TAB>...] whose source column equals a shot's "
+                                         "text (pair tasks: segments joined by ' ||| '; tagging: words joined by "
+                                         "spaces): more translations of the shots")
+
+
+@dataclass
 class TrainConfig:
     languages: list[str] = _f(["en"], "source language(s) of the few-shot training examples")
     split: str = _f("train", "split the few-shot pool is drawn from")
@@ -130,7 +111,9 @@ class TrainConfig:
     max_grad_norm: float = _f(1.0, "gradient clipping (0: none)")
     mixed_precision: str = _f("auto", "auto | no | bf16 | fp16 (auto: bf16 on a GPU that supports it, else no)")
     eval_every: int = _f(0, "evaluate on dev every N steps (0: every epoch)")
-    dev: DevConfig = _f(dataclasses.MISSING, "model selection and early stopping", default_factory=DevConfig)
+    dev: DevConfig = section(DevConfig, "model selection and early stopping")
+    translations: TranslationsConfig = section(TranslationsConfig, "translations of the shots, for the objectives "
+                                                                   "that read them")
 
     def __post_init__(self) -> None:
         if isinstance(self.shots, str) and self.shots != "all":
@@ -165,35 +148,17 @@ class EvalConfig:
 
 
 @dataclass
-class ObjectiveConfig:
-    translation_contrast: float = _f(0.0, "weight of the translation contrastive loss (0: off)")
-    label_contrast: float = _f(0.0, "weight of the label contrastive loss (0: off)")
-    temperature: float = _f(0.1, "temperature of both contrastive losses")
-    translation_languages: list[str] = _f([], "languages whose line-aligned translations of the shots are used for translation contrast")
-    exclude_o: bool = _f(True, "tagging: leave 'O' tokens out of the label contrast")
-    parallel_file: str | None = _f(None, "TSV source<TAB>translation[<TAB>...] whose source column equals a shot's text (pair tasks: segments joined by ' ||| '; tagging: words joined by spaces): more translations of the shots")
-    projected_ce: float = _f(1.0, "tagging with translations: weight of cross-entropy on translations labelled by tag projection (translate-train)")
-
-    def __post_init__(self) -> None:
-        if self.translation_contrast < 0 or self.label_contrast < 0 or self.projected_ce < 0:
-            raise XLTuneError("objective weights must be >= 0")
-        if self.temperature <= 0:
-            raise XLTuneError(f"objective.temperature must be > 0, got {self.temperature}")
-
-    def tag(self) -> str:
-        """Short name stored with runs: 'none', 'tcl', 'lcl' or 'tcl+lcl'."""
-        parts = [n for n, w in (("tcl", self.translation_contrast), ("lcl", self.label_contrast)) if w > 0]
-        return "+".join(parts) or "none"
-
-
-@dataclass
 class ExperimentConfig:
-    model: ModelConfig = _f(dataclasses.MISSING, "the backbone", default_factory=ModelConfig)
-    method: MethodConfig = _f(dataclasses.MISSING, "the tuning method", default_factory=MethodConfig)
-    task: TaskConfig = _f(dataclasses.MISSING, "the task and its data", default_factory=TaskConfig)
-    train: TrainConfig = _f(dataclasses.MISSING, "few-shot training", default_factory=TrainConfig)
-    eval: EvalConfig = _f(dataclasses.MISSING, "evaluation in the target languages", default_factory=EvalConfig)
-    objective: ObjectiveConfig = _f(dataclasses.MISSING, "extra training objectives", default_factory=ObjectiveConfig)
+    model: ModelConfig = section(ModelConfig, "the backbone")
+    method: MethodSettings = _f(dataclasses.MISSING, "the tuning method: {name: ..., its own keys} (`xltune methods`)",
+                                default_factory=lambda: build_method_settings({}))
+    task: TaskConfig = section(TaskConfig, "the task and its data")
+    train: TrainConfig = section(TrainConfig, "few-shot training")
+    eval: EvalConfig = section(EvalConfig, "evaluation in the target languages")
+    objectives: list[ObjectiveSettings] = _f(dataclasses.MISSING, "training objectives, each {name, weight, its own "
+                                             "keys} (`xltune objectives`)", default_factory=default_objectives)
+    name: str | None = _f(None, "a label for this configuration in tables (default: derived from what differs "
+                                "from the defaults); not part of the run's identity")
     seeds: list[int] = _f([1], "one run per seed (seed drives sampling, initialisation and data order)")
     store: str = _f("results.sqlite", "SQLite results store")
     output_dir: str = _f("runs", "checkpoints (trainable parameters only) go to OUTPUT_DIR/RUN_ID/")
@@ -204,25 +169,108 @@ class ExperimentConfig:
             raise XLTuneError("seeds must list at least one seed")
         if not self.model.name_or_path:
             raise XLTuneError("model.name_or_path is required (a hub id or a local model directory)")
-        if self.train.shots == 0 and self.method.name != "in_context":
-            raise XLTuneError("train.shots must be a positive integer or 'all' (0 only with method in_context), got 0")
+        if self.train.shots == 0 and not method_spec(self.method.name).zero_shot:
+            zero = [m for m in _methods() if method_spec(m).zero_shot]
+            raise XLTuneError(f"train.shots must be a positive integer or 'all' (0 only with method "
+                              f"{' or '.join(zero)}), got 0")
+
+    @property
+    def objective_tag(self) -> str:
+        """'none', 'tcl+lcl', 'kd', ...: the objectives beyond plain cross-entropy."""
+        return objective_tag(self.objectives)
 
     # -- (de)serialisation -------------------------------------------------------------------------------------
     @classmethod
     def from_dict(cls, data: dict, source: str = "config") -> ExperimentConfig:
-        return _build(cls, data, source, "")
+        return build(cls, upgrade(data, source), source, "")
 
     def to_dict(self) -> dict:
         return dataclasses.asdict(self)
 
     def run_key(self, seed: int) -> str:
-        """Stable id of one run: hash of the resolved config (seeds, store and output dir excluded) and the seed."""
-        d = self.to_dict()
-        for k in ("seeds", "store", "output_dir", "save_checkpoint"):
-            d.pop(k)
-        d["eval"].pop("batch_size")  # results do not depend on it
-        blob = json.dumps({"config": d, "seed": seed}, sort_keys=True)
-        return hashlib.sha256(blob.encode()).hexdigest()[:16]
+        """Stable id of one run: hash of the configuration's variant (see :mod:`xltune.variants`) and the seed."""
+        from .variants import run_key
+
+        return run_key(self, seed)
+
+
+def _methods() -> list[str]:
+    from .methods.base import METHODS
+
+    return METHODS.names()
+
+
+SECTIONS[(ExperimentConfig, "method")] = lambda v, source, key: build_method_settings(v, source, key)
+SECTIONS[(ExperimentConfig, "objectives")] = lambda v, source, key: build_objective_list(v, source, key)
+
+
+# -- configs written for older versions --------------------------------------------------------------------------
+LEGACY_OBJECTIVE_KEYS = ("translation_contrast", "label_contrast", "temperature", "translation_languages",
+                         "exclude_o", "parallel_file", "projected_ce")
+
+
+def upgrade(data: dict, source: str = "config") -> dict:
+    """A config mapping in today's shape. Older configs had one ``objective:`` section of weights (now the
+    ``objectives:`` list, with ``train.translations`` for where translations come from); they are converted with a
+    one-line note. Method keys renamed since are mapped by the method itself (see ``MethodSpec.renamed``)."""
+    if not isinstance(data, dict) or "objective" not in data:
+        return data
+    data = dict(data)
+    old = data.pop("objective")
+    if old is None:
+        old = {}
+    if not isinstance(old, dict):
+        raise XLTuneError(f"{source}: objective must be a mapping, got {old!r}")
+    for k in old:
+        if k not in LEGACY_OBJECTIVE_KEYS:
+            from .errors import unknown_name
+
+            raise unknown_name("config key", f"objective.{k}", [f"objective.{x}" for x in LEGACY_OBJECTIVE_KEYS],
+                               source)
+    if "objectives" in data:
+        raise XLTuneError(f"{source}: give either objectives (a list) or the older objective section, not both")
+    note(f"{source}: the objective section is now an objectives list, e.g. objectives: [{{name: cross_entropy}}, "
+         f"{{name: label_contrast, weight: 0.5}}], and train.translations (the old keys still work)")
+    temp = old.get("temperature", 0.1)
+    tcl, lcl = old.get("translation_contrast", 0.0) or 0.0, old.get("label_contrast", 0.0) or 0.0
+    langs, parallel = old.get("translation_languages") or [], old.get("parallel_file")
+    objectives: list[dict] = [{"name": "cross_entropy"}]
+    if _number(tcl) > 0:
+        objectives.append({"name": "translation_contrast", "weight": tcl, "temperature": temp})
+    if (langs or parallel) and _number(old.get("projected_ce", 1.0)) > 0 and _is_token_task(data.get("task")):
+        # tagging with translations trained on them with projected tags (on by default then)
+        objectives.append({"name": "projected_cross_entropy", "weight": old.get("projected_ce", 1.0)})
+    if _number(lcl) > 0:
+        objectives.append({"name": "label_contrast", "weight": lcl, "temperature": temp,
+                           "exclude_o": old.get("exclude_o", True)})
+    data["objectives"] = objectives
+    if langs or parallel:
+        train = dict(data.get("train") or {})
+        tr = dict(train.get("translations") or {})
+        if langs:
+            tr["languages"] = langs
+        if parallel:
+            tr["parallel_file"] = parallel
+        train["translations"] = tr
+        data["train"] = train
+    return data
+
+
+def _number(x: Any) -> float:
+    try:
+        return float(x)
+    except (TypeError, ValueError):
+        return 0.0
+
+
+def _is_token_task(task: Any) -> bool:
+    from .data.tasks import resolve_task
+
+    try:
+        with quiet_notes():
+            return resolve_task(build(TaskConfig, task or {}, "config", "task.")).kind == "token"
+    except XLTuneError:
+        return False
 
 
 def load_config(path: str | Path | None, overrides: list[str] | None = None, base: dict | None = None) -> ExperimentConfig:
@@ -280,8 +328,13 @@ def resolve_paths(cfg: ExperimentConfig, base: Path | None = None) -> Experiment
         cfg.task.data_dir = absolute(cfg.task.data_dir)
     if cfg.task.template and ("/" in cfg.task.template or cfg.task.template.endswith((".yaml", ".yml"))):
         cfg.task.template = absolute(cfg.task.template)  # a file; a bare name is a shipped template
-    if cfg.objective.parallel_file:
-        cfg.objective.parallel_file = absolute(cfg.objective.parallel_file)
+    if cfg.train.translations.parallel_file:
+        cfg.train.translations.parallel_file = absolute(cfg.train.translations.parallel_file)
+    for o in cfg.objectives:  # files an objective reads (e.g. distillation's unlabelled text)
+        for k, v in getattr(o, "text", {}).items():
+            o.text[k] = absolute(v)
+        if getattr(o, "teacher_store", None):
+            o.teacher_store = absolute(o.teacher_store)
     mp = Path(cfg.model.name_or_path).expanduser()
     if mp.is_absolute() or (base / mp).exists() or cfg.model.name_or_path.startswith((".", "~")):
         cfg.model.name_or_path = absolute(cfg.model.name_or_path)
@@ -291,120 +344,26 @@ def resolve_paths(cfg: ExperimentConfig, base: Path | None = None) -> Experiment
 
 
 def describe(cls: type = ExperimentConfig, prefix: str = "") -> list[tuple[str, str, str]]:
-    """(key, default, help) for every field, for `xltune config --help-keys` and the docs."""
+    """(key, default, help) for every field, for `xltune config-keys` and the docs; each method's own keys and
+    each objective's are listed as ``method.KEY`` / ``objectives[].KEY`` with the method or objective named."""
+    from .methods.base import METHODS
+    from .objectives.base import OBJECTIVES
+
     rows = []
-    for f in dataclasses.fields(cls):
-        key = f"{prefix}{f.name}"
-        if dataclasses.is_dataclass(f.type if isinstance(f.type, type) else None) or f.name in _SECTIONS.get(cls, {}):
-            rows.extend(describe(_SECTIONS[cls][f.name], key + "."))
-            continue
-        default = f.default if f.default is not dataclasses.MISSING else (
-            f.default_factory() if f.default_factory is not dataclasses.MISSING else "")
-        rows.append((key, json.dumps(default), f.metadata.get("help", "")))
+    for key, default, help_ in _describe(cls, prefix):
+        rows.append((key, default, help_))
+        if key == "method":
+            for m in METHODS.names():
+                for k, d, h in _describe(METHODS.get(m).settings, "method."):
+                    if k != "method.name":
+                        rows.append((k, d, f"{m}: {h}"))
+        if key == "objectives":
+            for o in OBJECTIVES.names():
+                for k, d, h in _describe(OBJECTIVES.get(o).settings, "objectives[]."):
+                    if k != "objectives[].name" and (k != "objectives[].weight" or o == "cross_entropy"):
+                        rows.append((k, d, f"{o}: {h}"))
     return rows
 
 
-# -- building dataclasses from dicts with clear errors -----------------------------------------------------------
-_SECTIONS: dict[type, dict[str, type]] = {
-    ExperimentConfig: {"model": ModelConfig, "method": MethodConfig, "task": TaskConfig, "train": TrainConfig,
-                       "eval": EvalConfig, "objective": ObjectiveConfig},
-    TrainConfig: {"dev": DevConfig},
-}
-
-
 def _build(cls: type, data: Any, source: str, prefix: str) -> Any:
-    if data is None:
-        data = {}
-    if not isinstance(data, dict):
-        raise XLTuneError(f"{source}: {prefix.rstrip('.') or 'config'} must be a mapping, got {data!r}")
-    fields = {f.name: f for f in dataclasses.fields(cls)}
-    hints = typing.get_type_hints(cls)
-    kwargs = {}
-    for key, value in data.items():
-        if key not in fields:
-            raise unknown_name("config key", f"{prefix}{key}", [f"{prefix}{k}" for k in fields], source)
-        sub = _SECTIONS.get(cls, {}).get(key)
-        if sub is not None:
-            kwargs[key] = _build(sub, value, source, f"{prefix}{key}.")
-        else:
-            kwargs[key] = coerce_field(value, hints[key], f"{prefix}{key}", source)
-    try:
-        return cls(**kwargs)
-    except XLTuneError as e:
-        raise XLTuneError(f"{source}: {e}") from None
-
-
-def coerce_field(value: Any, hint: Any, key: str, source: str) -> Any:
-    """Check ``value`` against a dataclass field's type hint (``key`` and ``source`` name it in errors); ints are
-    accepted for floats, YAML 1.1's ``1e-2`` strings too; 'all' for Shots."""
-    origin = typing.get_origin(hint)
-    args = typing.get_args(hint)
-    if origin in (Union, types.UnionType):
-        errors = []
-        for a in args:
-            try:
-                return coerce_field(value, a, key, source)
-            except XLTuneError as e:
-                errors.append(e)
-        names = " or ".join(_type_name(a) for a in args)
-        raise XLTuneError(f"{source}: {key} must be {names}, got {value!r}")
-    if hint is type(None):
-        if value is None:
-            return None
-        raise XLTuneError(f"{source}: {key} must be null, got {value!r}")
-    if origin is list:
-        if not isinstance(value, list):
-            raise XLTuneError(f"{source}: {key} must be a list, got {value!r}")
-        (inner,) = args
-        return [coerce_field(v, inner, f"{key}[{i}]", source) for i, v in enumerate(value)]
-    if origin is dict:
-        if not isinstance(value, dict):
-            raise XLTuneError(f"{source}: {key} must be a mapping, got {value!r}")
-        k_hint, v_hint = args
-        return {coerce_field(k, k_hint, f"{key} key", source): coerce_field(v, v_hint, f"{key}[{k}]", source)
-                for k, v in value.items()}
-    if hint is float:
-        if isinstance(value, str):  # PyYAML (YAML 1.1) reads 1e-2 (no dot) as a string
-            try:
-                value = float(value)
-            except ValueError:
-                pass
-        if isinstance(value, bool) or not isinstance(value, (int, float)):
-            raise XLTuneError(f"{source}: {key} must be a number, got {value!r}")
-        return float(value)
-    if hint is int:
-        if isinstance(value, bool) or not isinstance(value, int):
-            raise XLTuneError(f"{source}: {key} must be an integer, got {value!r}")
-        return value
-    if hint is bool:
-        if not isinstance(value, bool):
-            raise XLTuneError(f"{source}: {key} must be true or false, got {value!r}")
-        return value
-    if hint is str:
-        if not isinstance(value, str):
-            raise XLTuneError(f"{source}: {key} must be a string, got {value!r}")
-        return value
-    return value
-
-
-def _type_name(t: Any) -> str:
-    if t is type(None):
-        return "null"
-    if typing.get_origin(t) is list:
-        return "a list"
-    return {int: "an integer", float: "a number", str: "a string", bool: "a boolean"}.get(t, str(t))
-
-
-def _choice(key: str, value: str, valid: tuple[str, ...]) -> None:
-    if value not in valid:
-        raise unknown_name(f"value for {key}", value, valid)
-
-
-def _positive(key: str, value: int) -> None:
-    if value <= 0:
-        raise XLTuneError(f"{key} must be > 0, got {value}")
-
-
-def _unit(key: str, value: float) -> None:
-    if not 0.0 <= value <= 1.0:
-        raise XLTuneError(f"{key} must be in [0, 1], got {value}")
+    return build(cls, data, source, prefix)

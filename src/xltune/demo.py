@@ -24,14 +24,15 @@ from .errors import XLTuneError, unknown_name
 # Deep prompts keep the input positions from 0 (method.prefix_positions=keep): the tiny world model compares premise
 # and hypothesis by position, and shifting every position by the prefix length breaks that (docs/synthetic.md).
 _DEEP = ["method.name=deep_prompt", "method.prefix_length=8", "method.prefix_positions=keep", "train.lr=1e-2"]
+_DCL = ["objectives=[{name: cross_entropy}, {name: translation_contrast, weight: 0.5}, "
+        "{name: label_contrast, weight: 0.5}]"]
 VARIANTS: dict[str, list[str]] = {
     "finetune": ["method.name=finetune", "train.lr=1e-3"],
     "deep_prompt": _DEEP,
-    "deep_prompt+tcl+lcl": _DEEP + ["objective.translation_contrast=0.5", "objective.label_contrast=0.5"],
+    "deep_prompt+tcl+lcl": _DEEP + _DCL,
     # contrastive learning without prompts: with the two above, claim C9 (combined beats either alone) is testable
-    "finetune+tcl+lcl": ["method.name=finetune", "train.lr=1e-3", "objective.translation_contrast=0.5",
-                         "objective.label_contrast=0.5"],
-    "prompt": ["method.name=prompt", "method.prefix_length=8", "train.lr=1e-2"],
+    "finetune+tcl+lcl": ["method.name=finetune", "train.lr=1e-3"] + _DCL,
+    "prompt": ["method.name=prompt", "method.length=8", "train.lr=1e-2"],
     "lora": ["method.name=lora", "train.lr=3e-3"],
 }
 
@@ -71,8 +72,8 @@ def run_configs(data_dir: Path, model_dir: Path, langs: list[str], source: str, 
         "eval.split=test", f"seeds=[{', '.join(map(str, demo.seeds))}]", f"store={demo.store}",
         "save_checkpoint=false",
     ] + VARIANTS[method]
-    if "objective.translation_contrast=0.5" in VARIANTS[method]:
-        sets.append(f"objective.translation_languages=[{', '.join(translation_langs)}]")
+    if _DCL[0] in VARIANTS[method]:
+        sets.append(f"train.translations.languages=[{', '.join(translation_langs)}]")
     return sets + demo.extra
 
 

@@ -46,3 +46,27 @@ def unknown_name(kind: str, name: str, valid: Iterable[str], context: str = "") 
     names = closest_first(str(name), valid)
     ctx = f" in {context}" if context else ""
     return XLTuneError(f"unknown {kind} {name!r}{ctx}; valid: {', '.join(names)}")
+
+
+_NOTED: set[str] = set()
+_QUIET = [0]
+
+
+def note(message: str) -> None:
+    """A one-line note on stderr (a deprecated key, a setting that does not apply), once per message per process."""
+    import sys
+
+    if _QUIET[0] or message in _NOTED:
+        return
+    _NOTED.add(message)
+    print(f"note: {message}", file=sys.stderr)
+
+
+class quiet_notes:
+    """``with quiet_notes():`` no notes (e.g. while reading configs stored by an older version)."""
+
+    def __enter__(self) -> None:
+        _QUIET[0] += 1
+
+    def __exit__(self, *exc) -> None:
+        _QUIET[0] -= 1

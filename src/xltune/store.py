@@ -1,14 +1,18 @@
 """SQLite results store: one row per run, its metrics per language, and its per-example predictions.
 
-A run is written in one transaction (WAL mode): it is in the store completely or not at all, and a run id
-(hash of the resolved config and the seed) is never written twice. The analysis and the report read only this file.
+A run is written in one transaction (WAL mode): it is in the store completely or not at all, and a run key
+(hash of the run's variant and seed, :mod:`xltune.variants`) is never written twice. The analysis and the report
+read only this file.
 
-Schema (stable; analysis code reads it with plain SQL):
+Schema version 2 (``PRAGMA user_version``; analysis code reads it with plain SQL):
 
 - ``runs``: run_id (PK), created (UTC ISO), seed, task, method, objective ("none" or e.g. "tcl+lcl"), model,
   shots (text: "16" or "all"), source_langs (comma-separated), config_json (the resolved config, re-runnable),
   manifest_json (few-shot example ids per seed), env_json (versions of python/torch/transformers/peft, device),
-  trainable_params, total_params, train_seconds, eval_seconds, extra_json (method-specific facts).
+  trainable_params, total_params, train_seconds, eval_seconds, extra_json (method-specific facts), variant (id of
+  the configuration: runs of one variant are seeds of one experiment), variant_label, run_key (hash of variant and
+  seed; equals run_id for runs written since version 2), config_schema, headline_metric (the task's primary
+  metric).
 - ``metrics``: run_id, lang, split, metric ("accuracy", "f1", "precision", "recall"), value (0..1), n (examples).
 - ``predictions``: run_id, lang, split, idx (example index in its file), gold, pred (label names; for token
   tasks JSON lists of tag names).
@@ -65,6 +69,13 @@ CREATE TABLE IF NOT EXISTS predictions (
 );
 CREATE INDEX IF NOT EXISTS metrics_by_lang ON metrics(lang, split, metric);
 """
+STORE_VERSION = 2
+# columns added in version 2, filled for older runs by _migrate (from each run's stored config)
+V2_COLUMNS = (("variant", "TEXT"), ("variant_label", "TEXT"), ("run_key", "TEXT"), ("config_schema", "INTEGER"),
+              ("headline_metric", "TEXT"))
+RUN_COLUMNS = ("run_id", "created", "seed", "task", "method", "objective", "model", "shots", "source_langs",
+               "config_json", "manifest_json", "env_json", "trainable_params", "total_params", "train_seconds",
+               "eval_seconds", "extra_json", "variant", "variant_label", "run_key", "config_schema", "headline_metric")
 
 
 @dataclass
@@ -97,6 +108,10 @@ class RunRecord:
     train_seconds: float | None = None
     eval_seconds: float | None = None
     extra: dict = field(default_factory=dict)
+    variant: str = ""
+    variant_label: str = ""
+    config_schema: int = 0
+    headline_metric: str = ""
 
 
 class Store:
@@ -127,6 +142,8 @@ class Store:
                     conn.execute("PRAGMA journal_mode=WAL")
                 conn.execute("PRAGMA foreign_keys=ON")
                 conn.executescript(SCHEMA)
+                if conn.execute("PRAGMA user_version").fetchone()[0] < STORE_VERSION:
+                    _migrate(conn)
                 return conn
             except sqlite3.OperationalError as e:
                 conn.close()
@@ -145,25 +162,34 @@ class Store:
         self.conn.close()
 
     # -- writing ---------------------------------------------------------------------------------------------
-    def has_run(self, run_id: str) -> bool:
-        return self.conn.execute("SELECT 1 FROM runs WHERE run_id=?", (run_id,)).fetchone() is not None
+    def has_run(self, run_key: str) -> bool:
+        """Is the run with this key in the store (written now, or by an older version under another id)?"""
+        return self.stored_id(run_key) is not None
+
+    def stored_id(self, run_key: str) -> str | None:
+        """The run id under which the run with ``run_key`` is stored (older versions used other ids), or None."""
+        row = self.conn.execute("SELECT run_id FROM runs WHERE run_key=? OR run_id=? LIMIT 1",
+                                (run_key, run_key)).fetchone()
+        return row[0] if row else None
 
     def write_run(self, rec: RunRecord, replace: bool = False) -> None:
         """Write a run with its metrics and predictions in one transaction; never half, never twice."""
         created = time.strftime("%Y-%m-%dT%H:%M:%SZ", time.gmtime())
         try:
             with self.conn:  # one transaction: commit on success, rollback on any error
-                if self.has_run(rec.run_id):
+                old = self.stored_id(rec.run_id)
+                if old is not None:
                     if not replace:
                         raise XLTuneError(f"run {rec.run_id} is already in {self.path}")
-                    self.conn.execute("DELETE FROM runs WHERE run_id=?", (rec.run_id,))
+                    self.conn.execute("DELETE FROM runs WHERE run_id=?", (old,))
                 self.conn.execute(
-                    "INSERT INTO runs VALUES (?,?,?,?,?,?,?,?,?,?,?,?,?,?,?,?,?)",
+                    f"INSERT INTO runs ({','.join(RUN_COLUMNS)}) VALUES ({','.join('?' * len(RUN_COLUMNS))})",
                     (
                         rec.run_id, created, rec.seed, rec.task, rec.method, rec.objective, rec.model,
                         str(rec.shots), ",".join(rec.source_langs), _dumps(rec.config), _dumps(rec.manifest),
                         _dumps(rec.env), rec.trainable_params, rec.total_params, rec.train_seconds,
-                        rec.eval_seconds, _dumps(rec.extra),
+                        rec.eval_seconds, _dumps(rec.extra), rec.variant, rec.variant_label, rec.run_id,
+                        rec.config_schema, rec.headline_metric,
                     ),
                 )
                 self.conn.executemany(
@@ -191,9 +217,11 @@ class Store:
         return out
 
     def metrics(self, **where: object) -> list[dict]:
-        """Metric rows joined with their run's identifying columns (task, method, objective, model, shots, seed)."""
+        """Metric rows joined with their run's identifying columns (task, method, objective, model, shots, seed,
+        variant, variant_label, headline_metric)."""
         base = (
             "SELECT r.run_id, r.task, r.method, r.objective, r.model, r.shots, r.seed, r.source_langs,"
+            " r.variant, r.variant_label, r.headline_metric,"
             " m.lang, m.split, m.metric, m.value, m.n FROM metrics m JOIN runs r USING (run_id)"
         )
         sql, args = _where(base, where)
@@ -205,6 +233,73 @@ class Store:
             (run_id, lang, split),
         )
         return [(r[0], r[1], r[2]) for r in rows]
+
+
+def _migrate(conn: sqlite3.Connection) -> None:
+    """Bring a store written by an older xltune to version 2, in place, losing nothing: add the variant columns and
+    fill them from each run's stored config (read through today's config loader, which understands older keys).
+    Run ids stay as they were (checkpoint folders are named by them); ``run_key`` is what a rerun looks up, so a
+    rerun of the same config skips the run. One transaction; several processes may open the store at once."""
+    from .errors import quiet_notes
+
+    conn.execute("BEGIN IMMEDIATE")
+    try:
+        if conn.execute("PRAGMA user_version").fetchone()[0] >= STORE_VERSION:  # another process did it meanwhile
+            conn.execute("COMMIT")
+            return
+        have = {r[1] for r in conn.execute("PRAGMA table_info(runs)")}
+        for name, kind in V2_COLUMNS:
+            if name not in have:
+                conn.execute(f"ALTER TABLE runs ADD COLUMN {name} {kind}")
+        rows = conn.execute("SELECT run_id, seed, objective, config_json, extra_json FROM runs "
+                            "WHERE run_key IS NULL").fetchall()
+        with quiet_notes():
+            for run_id, seed, objective, config_json, extra_json in rows:
+                conn.execute("UPDATE runs SET variant=?, variant_label=?, run_key=?, config_schema=?, objective=?, "
+                             "headline_metric=? WHERE run_id=?",
+                             (*_identity(run_id, seed, objective, config_json, extra_json, conn), run_id))
+        conn.execute("CREATE INDEX IF NOT EXISTS runs_by_key ON runs(run_key)")
+        conn.execute(f"PRAGMA user_version={STORE_VERSION}")
+        conn.execute("COMMIT")
+    except BaseException:
+        conn.execute("ROLLBACK")
+        raise
+
+
+def _identity(run_id: str, seed: int, objective: str, config_json: str, extra_json: str, conn) -> tuple:
+    """(variant, label, run_key, config_schema, objective tag, headline metric) of a run stored by an older
+    version. Distillation runs kept their teacher in ``extra``: it becomes their distillation objective, as it is
+    declared today. A config that no longer loads keeps a variant of its own, named by its hash."""
+    import hashlib
+
+    from . import variants
+    from .config import ExperimentConfig
+
+    config, extra = json.loads(config_json), json.loads(extra_json or "{}")
+    metrics = {r[0] for r in conn.execute("SELECT DISTINCT metric FROM metrics WHERE run_id=?", (run_id,))}
+    headline = "f1" if "f1" in metrics else "accuracy"
+    try:
+        if objective == "kd" and isinstance(extra.get("kd"), dict):
+            config = dict(config)
+            config.pop("objective", None)
+            kd = extra["kd"]
+            text, split, langs = {}, None, []
+            for lang, src in (kd.get("sources") or {}).items():
+                where = src.get("from", "")
+                if where.endswith(" split (labels dropped)"):
+                    split = where[: -len(" split (labels dropped)")]
+                    langs.append(lang)
+                else:
+                    text[lang] = where
+            config["objectives"] = [{"name": "distillation", "teacher": kd["teacher_run_id"],
+                                     "temperature": kd.get("temperature", 2.0), "text": text, "split": split,
+                                     "languages": langs}]
+        cfg = ExperimentConfig.from_dict(config, f"run {run_id}")
+        return (variants.variant_id(cfg), variants.label(cfg), cfg.run_key(seed), variants.SCHEMA_VERSION,
+                cfg.objective_tag, headline)
+    except Exception as e:  # noqa: BLE001 - an unreadable old config must not block opening the store
+        vid = "unread-" + hashlib.sha256(config_json.encode()).hexdigest()[:8]
+        return vid, f"{objective} (config not readable: {str(e)[:60]})", run_id, 1, objective, headline
 
 
 def _dumps(obj: object) -> str:

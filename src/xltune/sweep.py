@@ -164,7 +164,7 @@ def run_sweep(config_path: str | Path, grid_items: list[str], *, overrides: list
     if dry_run:
         for i, c in enumerate(cells):
             log(f"  {i:>4}  {'done   ' if c.done else 'pending'}  {c.run_id}  {c.config.method.name:<11} "
-                f"{c.config.objective.tag():<8} {c.config.task.name:<6} K={c.config.train.shots!s:<4} seed {c.seed}"
+                f"{c.config.objective_tag:<8} {c.config.task.name:<6} K={c.config.train.shots!s:<4} seed {c.seed}"
                 f"  {c.label()}")
         return cells
     if workers <= 1:

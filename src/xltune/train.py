@@ -1,9 +1,11 @@
 """The training loop: AdamW, linear warmup + decay, gradient accumulation, mixed precision (accelerate),
 early stopping on a dev score, and the best trainable parameters kept.
 
-Knows nothing of tasks beyond the batch format (input_ids, attention_mask, labels). The loss of one optimizer step
-is the mean over the *global* batch (examples, or labelled tokens for tagging), however the batch is split into
-micro-batches and processes, so gradient accumulation and data parallelism give the same update as one big batch.
+Knows nothing of tasks beyond the batch format (input_ids, attention_mask, labels), and nothing of objectives beyond
+the :class:`TrainLoss` interface (a run's :class:`xltune.objectives.base.ObjectiveSet`). The loss of one optimizer
+step is the mean over the *global* batch (examples, or labelled tokens for tagging), however the batch is split
+into micro-batches and processes, so gradient accumulation and data parallelism give the same update as one big
+batch.
 """
 
 from __future__ import annotations
@@ -17,6 +19,7 @@ from collections.abc import Callable
 from contextlib import nullcontext
 from dataclasses import dataclass, field
 from pathlib import Path
+from typing import Protocol
 
 import numpy as np
 
@@ -29,8 +32,33 @@ from transformers import get_linear_schedule_with_warmup
 from .config import TrainConfig
 from .data.encode import IGNORE, Encoded, collate, train_batches
 
-# extra(model_output, batch, micro_batch_positions) -> scalar loss added to the task loss (already weighted)
-ExtraLoss = Callable[[object, dict, list[int]], torch.Tensor]
+
+
+class TrainLoss(Protocol):
+    """The loss of one micro-batch and the state a resumed run must continue from (e.g. a sampling stream).
+
+    ``label_scale`` = processes / labelled items of the global batch (for sums over labelled items);
+    ``batch_scale`` = processes x micro-batch rows / global batch rows (for means over the micro-batch)."""
+
+    def __call__(self, model, out, batch: dict, part: list[int], *, label_scale: float,
+                 batch_scale: float) -> torch.Tensor: ...
+
+    def state_dict(self) -> dict: ...
+
+    def load_state_dict(self, state: dict) -> None: ...
+
+
+class TaskLoss:
+    """Cross-entropy alone (the loss when a caller gives none)."""
+
+    def __call__(self, model, out, batch, part, *, label_scale, batch_scale):
+        return task_loss(out.logits, batch["labels"]) * label_scale
+
+    def state_dict(self) -> dict:
+        return {}
+
+    def load_state_dict(self, state: dict) -> None:
+        pass
 
 
 @dataclass
@@ -72,7 +100,7 @@ def train(
     padding_side: str,
     accelerator: Accelerator,
     dev_score: Callable[[], float] | None = None,
-    extra_loss: ExtraLoss | None = None,
+    loss: TrainLoss | None = None,
     resume_path: Path | None = None,
     log: Callable[[str], None] = print,
 ) -> TrainResult:
@@ -105,7 +133,7 @@ def train(
     ddp_model, optimizer = acc.prepare(model, optimizer)
     world, rank = acc.num_processes, acc.process_index
     gen = torch.Generator().manual_seed(seed)
-    extra_gen = getattr(extra_loss, "generator", None)  # e.g. which translation a contrastive objective samples
+    loss_fn = loss if loss is not None else TaskLoss()
     micro = cfg.batch_size // cfg.grad_accum
 
     best_state: dict[str, torch.Tensor] | None = None
@@ -119,8 +147,7 @@ def train(
         optimizer.load_state_dict(state["optimizer"])
         scheduler.load_state_dict(state["scheduler"])
         gen.set_state(state["generator"])
-        if extra_gen is not None and state.get("extra_generator") is not None:
-            extra_gen.set_state(state["extra_generator"])
+        loss_fn.load_state_dict(state.get("loss") or {})  # e.g. which translation an objective samples next
         _set_rng_states(state["rng"])
         best_state, bad_evals = state["best_state"], state["bad_evals"]
         for k in ("steps", "epochs", "best_score", "best_step", "history"):
@@ -137,7 +164,7 @@ def train(
         state = {
             "params": {k: p.detach().cpu() for k, p in trainable}, "optimizer": optimizer.state_dict(),
             "scheduler": scheduler.state_dict(), "generator": gen.get_state(), "rng": _get_rng_states(),
-            "extra_generator": extra_gen.get_state() if extra_gen is not None else None,
+            "loss": loss_fn.state_dict(),
             "best_state": best_state, "bad_evals": bad_evals, "finished": finished,
             "result": {k: getattr(result, k) for k in ("steps", "epochs", "best_score", "best_step", "history")},
         }
@@ -180,16 +207,15 @@ def train(
                 sync = acc.no_sync(ddp_model) if (world > 1 and not last) else nullcontext()
                 with sync:
                     if not part:  # fewer examples than processes: join the all-reduce with a zero gradient
-                        loss = sum(p.sum() for _, p in trainable) * 0.0
+                        value = sum(p.sum() for _, p in trainable) * 0.0
                     else:
                         batch = collate([data.features[i] for i in part], pad_id, padding_side, token_task)
                         batch = {k: v.to(device) for k, v in batch.items()}
                         with acc.autocast():
                             out = ddp_model(input_ids=batch["input_ids"], attention_mask=batch["attention_mask"])
-                            loss = task_loss(out.logits, batch["labels"]) * (world / count)
-                            if extra_loss is not None:
-                                loss = loss + extra_loss(out, batch, part) * (len(part) * world / len(batch_pos))
-                    acc.backward(loss)
+                            value = loss_fn(model, out, batch, part, label_scale=world / count,
+                                            batch_scale=len(part) * world / len(batch_pos))
+                    acc.backward(value)
             if cfg.max_grad_norm > 0:
                 acc.clip_grad_norm_([p for _, p in trainable], cfg.max_grad_norm)
             optimizer.step()

@@ -246,12 +246,12 @@ def correlation(claim: Claim, ctx: Context) -> Verdict:
                 store_models=["facebook/xglm-564M", "xglm-564M"])
 def trainable_share(claim: Claim, ctx: Context) -> Verdict:
     """Trainable share of method on model (meta device, no weights) <= max_percent; only allowed modules train."""
-    from ..config import MethodConfig, ModelConfig, _build
-    from ..methods.base import build_model
+    from ..config import ModelConfig
+    from ..methods.base import build_method_settings, build_model
     from ..models.backbone import load_backbone
 
     p = claim.params
-    method_cfg = _build(MethodConfig, {"name": p["method"], **(p["method_options"] or {})}, claim.source, "method.")
+    method_cfg = build_method_settings({"name": p["method"], **(p["method_options"] or {})}, claim.source, "method")
     model_cfg = ModelConfig(name_or_path=p["model"])
     try:
         model = build_model(load_backbone(model_cfg, meta=True), method_cfg, p["task_kind"], int(p["num_labels"]),

@@ -1,5 +1,6 @@
 """`xltune distill --teacher RUN_ID (--text LANG=FILE ... | --split SPLIT --languages L ...)`: distil a stored run
-into a student on unlabelled target-language text; the student is evaluated and stored with objective "kd"."""
+into a student on unlabelled target-language text; the student is evaluated and stored with objective "kd".
+(The same as a run whose objectives list the distillation objective: see docs/objectives.md.)"""
 
 from __future__ import annotations
 
@@ -47,7 +48,7 @@ def parse_sources(texts: list[str], split: str | None, languages: list[str]):
 
 def main(args) -> int:
     from ..config import load_config
-    from ..distill import distill, load_teacher
+    from ..distill import distill, load_stored_run_config
 
     sources = parse_sources(args.text, args.split, args.languages)
     if args.config:
@@ -57,8 +58,8 @@ def main(args) -> int:
             from ..errors import XLTuneError
 
             raise XLTuneError("without a student config, --teacher-store must name the store of the teacher")
-        teacher = load_teacher(args.teacher, args.teacher_store)
-        cfg = load_config(None, args.overrides, base=teacher.cfg.to_dict())
+        teacher = load_stored_run_config(args.teacher, args.teacher_store)
+        cfg = load_config(None, args.overrides, base=teacher.to_dict())
     distill(args.teacher, sources, cfg, teacher_store=args.teacher_store, temperature=args.temperature,
             max_examples=args.max_examples, force=args.force)
     return 0

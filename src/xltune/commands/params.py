@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import argparse
 
-from ..config import MethodConfig, _build, apply_override
+from ..config import apply_override
 from ..errors import XLTuneError
 from ..models.backbone import KNOWN_CONFIGS
 from ..models.tiny import parameter_report
@@ -15,7 +15,7 @@ def add_parser(subparsers) -> argparse.ArgumentParser:
                               description=__doc__)
     p.add_argument("--model-config", required=True,
                    help=f"a short name ({', '.join(KNOWN_CONFIGS)}), a local model directory or a hub id")
-    p.add_argument("--method", default="deep_prompt", help="finetune | deep_prompt | prompt | lora")
+    p.add_argument("--method", default="deep_prompt", help="a method name (see `xltune methods`)")
     p.add_argument("--set", dest="overrides", action="append", default=[], metavar="method.KEY=VALUE",
                    help="method option, e.g. method.prefix_length=15 (repeatable)")
     p.add_argument("--task-kind", default="sequence", choices=("sequence", "token"))
@@ -24,13 +24,15 @@ def add_parser(subparsers) -> argparse.ArgumentParser:
     return p
 
 
-def method_config(method: str, overrides: list[str]) -> MethodConfig:
+def method_config(method: str, overrides: list[str]):
+    from ..methods.base import build_method_settings
+
     data: dict = {"method": {"name": method}}
     for item in overrides:
         if not item.split("=", 1)[0].strip().startswith("method."):
             raise XLTuneError(f"--set {item}: xltune params only takes method.* options")
         apply_override(data, item)
-    return _build(MethodConfig, data["method"], "--set", "method.")
+    return build_method_settings(data["method"], "--set", "method")
 
 
 def main(args: argparse.Namespace) -> int:

@@ -8,6 +8,8 @@ def add_parser(sub) -> None:
     p.set_defaults(func=main_tasks)
     p = sub.add_parser("methods", help="list the tuning methods")
     p.set_defaults(func=main_methods)
+    p = sub.add_parser("objectives", help="list the training objectives")
+    p.set_defaults(func=main_objectives)
     p = sub.add_parser("config-keys", help="list every config key with its default and help")
     p.set_defaults(func=main_keys)
 
@@ -23,11 +25,28 @@ def main_tasks(args) -> int:
 
 
 def main_methods(args) -> int:
+    import dataclasses
+
     from ..methods.base import METHODS
 
     for name in METHODS:
-        doc = (METHODS.get(name).__doc__ or "").strip().splitlines()
-        print(f"{name:<14}{doc[0] if doc else ''}")
+        spec = METHODS.get(name)
+        keys = [f.name for f in dataclasses.fields(spec.settings) if f.name != "name"]
+        print(f"{name:<14}{spec.description}")
+        print(f"{'':<14}backbone {'frozen' if spec.frozen_backbone else 'trains'}; runner {spec.runner}; keys: "
+              f"{', '.join(keys) or '-'}")
+    return 0
+
+
+def main_objectives(args) -> int:
+    import dataclasses
+
+    from ..objectives.base import OBJECTIVES
+
+    for name in OBJECTIVES:
+        spec = OBJECTIVES.get(name)
+        keys = [f.name for f in dataclasses.fields(spec.settings) if f.name != "name"]
+        print(f"{name:<25}{spec.description} (tag {spec.tag}; keys: {', '.join(keys)})")
     return 0
 
 

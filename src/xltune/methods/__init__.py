@@ -1,6 +1,6 @@
-"""Tuning methods; each registers itself in METHODS by name (one module per method)."""
+"""Tuning methods: one module each, registered in :data:`METHODS` by a :class:`MethodSpec` (found on first lookup)."""
 
-from . import deep_prompt, finetune, in_context, lora, prompt  # noqa: F401  (registration)
-from .base import METHODS, build_model
+from .base import METHODS, MethodSettings, MethodSpec, build_method_settings, build_model, method_settings, method_spec
 
-__all__ = ["METHODS", "build_model"]
+__all__ = ["METHODS", "MethodSettings", "MethodSpec", "build_method_settings", "build_model", "method_settings",
+           "method_spec"]

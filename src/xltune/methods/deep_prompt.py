@@ -2,20 +2,42 @@
 
 from __future__ import annotations
 
-from ..config import MethodConfig, ModelConfig
-from ..models.backbone import Backbone
-from ..models.prompts import DeepPrompt
-from ..models.transfer import TransferModel
-from .base import METHODS, freeze, transfer_model
+from dataclasses import dataclass
+
+from ..settings import check_choice, check_positive, check_unit, setting
+from .base import METHODS, MethodSettings, MethodSpec, freeze, transfer_model
 
 
-@METHODS.register("deep_prompt")
-def build(backbone: Backbone, method_cfg: MethodConfig, task_kind: str, num_labels: int,
-          model_cfg: ModelConfig) -> TransferModel:
+@dataclass
+class DeepPromptSettings(MethodSettings):
+    name: str = "deep_prompt"
+    prefix_length: int = setting(16, "key/value prefix length per layer")
+    prefix_projection: bool = setting(False, "reparameterise prefixes through a 2-layer MLP (P-tuning v2 option)")
+    prefix_hidden_size: int = setting(512, "hidden size of the reparameterisation MLP")
+    prefix_positions: str = setting("shift", "shift (input positions start after the prefix, as peft and P-tuning "
+                                             "v2) | keep (input positions start at 0, as in pretraining)")
+    dropout: float = setting(0.0, "dropout on the prefix vectors")
+
+    def __post_init__(self) -> None:
+        check_positive("method.prefix_length", self.prefix_length)
+        check_positive("method.prefix_hidden_size", self.prefix_hidden_size)
+        check_choice("method.prefix_positions", self.prefix_positions, ("shift", "keep"))
+        check_unit("method.dropout", self.dropout)
+
+
+def build(backbone, settings: DeepPromptSettings, task_kind: str, num_labels: int, model_cfg):
+    from ..models.prompts import DeepPrompt
+
     layers, kv_heads, head_dim = backbone.require_layer_layout("method deep_prompt")
     freeze(backbone.model)
-    prompt = DeepPrompt(layers, kv_heads, head_dim, method_cfg.prefix_length, backbone.hidden_size,
-                        projection=method_cfg.prefix_projection, projection_hidden=method_cfg.prefix_hidden_size,
-                        dropout=method_cfg.prompt_dropout)
+    prompt = DeepPrompt(layers, kv_heads, head_dim, settings.prefix_length, backbone.hidden_size,
+                        projection=settings.prefix_projection, projection_hidden=settings.prefix_hidden_size,
+                        dropout=settings.dropout)
     return transfer_model(backbone, model_cfg, task_kind, num_labels, deep_prompt=prompt,
-                          shift_positions=method_cfg.prefix_positions == "shift")
+                          shift_positions=settings.prefix_positions == "shift")
+
+
+METHODS.add("deep_prompt", MethodSpec(
+    "deep_prompt", DeepPromptSettings, build,
+    "deep prompt tuning (P-tuning v2): trainable key/value prefixes at every layer and the head; backbone frozen",
+    trains=lambda n: n.startswith(("deep_prompt.", "head.")), renamed={"prompt_dropout": "dropout"}))

@@ -2,15 +2,21 @@
 
 from __future__ import annotations
 
-from ..config import MethodConfig, ModelConfig
-from ..models.backbone import Backbone
-from ..models.transfer import TransferModel
-from .base import METHODS, transfer_model
+from dataclasses import dataclass
+
+from .base import METHODS, MethodSettings, MethodSpec, transfer_model
 
 
-@METHODS.register("finetune")
-def build(backbone: Backbone, method_cfg: MethodConfig, task_kind: str, num_labels: int,
-          model_cfg: ModelConfig) -> TransferModel:
+@dataclass
+class FinetuneSettings(MethodSettings):
+    name: str = "finetune"
+
+
+def build(backbone, settings: FinetuneSettings, task_kind: str, num_labels: int, model_cfg):
     for p in backbone.model.parameters():
         p.requires_grad_(True)
     return transfer_model(backbone, model_cfg, task_kind, num_labels)
+
+
+METHODS.add("finetune", MethodSpec("finetune", FinetuneSettings, build, "full fine-tuning: every backbone "
+                                   "parameter and the head train", frozen_backbone=False))

@@ -2,37 +2,36 @@
 
 from __future__ import annotations
 
-from ..config import MethodConfig, ModelConfig
+from dataclasses import dataclass
+
 from ..errors import XLTuneError
-from ..models.backbone import Backbone
-from ..models.transfer import TransferModel
-from .base import METHODS, freeze, transfer_model
+from ..settings import check_positive, check_unit, setting
+from .base import METHODS, MethodSettings, MethodSpec, default_targets, freeze, transfer_model
 
 # peft's default mapping lacks some multilingual families (XGLM in peft 0.21); same choice as its default (q, v).
 EXTRA_TARGETS = {"xglm": ["q_proj", "v_proj"]}
 
 
-def target_modules(backbone: Backbone, method_cfg: MethodConfig) -> list[str]:
-    if method_cfg.lora_target_modules:
-        return list(method_cfg.lora_target_modules)
-    from peft.utils.constants import TRANSFORMERS_MODELS_TO_LORA_TARGET_MODULES_MAPPING as DEFAULTS
+@dataclass
+class LoraSettings(MethodSettings):
+    name: str = "lora"
+    r: int = setting(8, "rank")
+    alpha: int = setting(16, "scaling alpha")
+    dropout: float = setting(0.1, "dropout on the adapter input")
+    target_modules: list[str] = setting([], "module names to adapt (empty: peft's default for the architecture)")
 
-    model_type = getattr(backbone.model.config, "model_type", "")
-    targets = DEFAULTS.get(model_type) or EXTRA_TARGETS.get(model_type)
-    if not targets:
-        raise XLTuneError(f"method lora: no default target modules for model type {model_type!r}; "
-                          f"set method.lora_target_modules (e.g. [q_proj, v_proj])")
-    return list(targets)
+    def __post_init__(self) -> None:
+        check_positive("method.r", self.r)
+        check_unit("method.dropout", self.dropout)
 
 
-@METHODS.register("lora")
-def build(backbone: Backbone, method_cfg: MethodConfig, task_kind: str, num_labels: int,
-          model_cfg: ModelConfig) -> TransferModel:
+def build(backbone, settings: LoraSettings, task_kind: str, num_labels: int, model_cfg):
     from peft import LoraConfig, inject_adapter_in_model
 
     freeze(backbone.model)
-    cfg = LoraConfig(r=method_cfg.lora_r, lora_alpha=method_cfg.lora_alpha, lora_dropout=method_cfg.lora_dropout,
-                     target_modules=target_modules(backbone, method_cfg))
+    targets = default_targets(backbone, settings.target_modules, "lora",
+                              "TRANSFORMERS_MODELS_TO_LORA_TARGET_MODULES_MAPPING", EXTRA_TARGETS)
+    cfg = LoraConfig(r=settings.r, lora_alpha=settings.alpha, lora_dropout=settings.dropout, target_modules=targets)
     try:
         # In place on the base model: parameter names stay the model's own, plus lora_A/lora_B.
         inject_adapter_in_model(cfg, backbone.model)
@@ -41,3 +40,9 @@ def build(backbone: Backbone, method_cfg: MethodConfig, task_kind: str, num_labe
     for name, p in backbone.model.named_parameters():
         p.requires_grad_("lora_" in name)
     return transfer_model(backbone, model_cfg, task_kind, num_labels)
+
+
+METHODS.add("lora", MethodSpec(
+    "lora", LoraSettings, build, "LoRA (peft): low-rank adapters on the attention projections and the head; "
+    "backbone frozen", trains=lambda n: "lora_" in n or n.startswith("head."),
+    renamed={"lora_r": "r", "lora_alpha": "alpha", "lora_dropout": "dropout", "lora_target_modules": "target_modules"}))

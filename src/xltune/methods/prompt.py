@@ -2,18 +2,36 @@
 
 from __future__ import annotations
 
-from ..config import MethodConfig, ModelConfig
-from ..models.backbone import Backbone
-from ..models.prompts import SoftPrompt
-from ..models.transfer import TransferModel
-from .base import METHODS, freeze, transfer_model
+from dataclasses import dataclass
+
+from ..settings import check_choice, check_positive, check_unit, setting
+from .base import METHODS, MethodSettings, MethodSpec, freeze, transfer_model
 
 
-@METHODS.register("prompt")
-def build(backbone: Backbone, method_cfg: MethodConfig, task_kind: str, num_labels: int,
-          model_cfg: ModelConfig) -> TransferModel:
+@dataclass
+class PromptSettings(MethodSettings):
+    name: str = "prompt"
+    length: int = setting(16, "number of soft tokens put before the input")
+    init: str = setting("random", "random | vocab (initialise soft tokens from random vocabulary embeddings)")
+    dropout: float = setting(0.0, "dropout on the soft tokens")
+
+    def __post_init__(self) -> None:
+        check_positive("method.length", self.length)
+        check_choice("method.init", self.init, ("random", "vocab"))
+        check_unit("method.dropout", self.dropout)
+
+
+def build(backbone, settings: PromptSettings, task_kind: str, num_labels: int, model_cfg):
+    from ..models.prompts import SoftPrompt
+
     freeze(backbone.model)
     embeddings = backbone.model.get_input_embeddings()
-    prompt = SoftPrompt(method_cfg.prefix_length, embeddings, embeddings.num_embeddings,
-                        init=method_cfg.prompt_init, dropout=method_cfg.prompt_dropout)
+    prompt = SoftPrompt(settings.length, embeddings, embeddings.num_embeddings, init=settings.init,
+                        dropout=settings.dropout)
     return transfer_model(backbone, model_cfg, task_kind, num_labels, soft_prompt=prompt)
+
+
+METHODS.add("prompt", MethodSpec(
+    "prompt", PromptSettings, build, "shallow prompt tuning: soft input tokens and the head; backbone frozen",
+    trains=lambda n: n.startswith(("soft_prompt.", "head.")),
+    renamed={"prefix_length": "length", "prompt_init": "init", "prompt_dropout": "dropout"}))

@@ -17,7 +17,6 @@ from pathlib import Path
 
 import torch
 
-from ..config import MethodConfig, ModelConfig
 from ..errors import XLTuneError, unknown_name
 
 ARCHS = ("xglm", "xlm-roberta")
@@ -170,9 +169,11 @@ def make_tiny_model(arch: str, text_files: list[Path], out_dir: Path, vocab_size
     return out_dir
 
 
-def parameter_report(model: str, method_cfg: MethodConfig, task_kind: str = "sequence",
-                     num_labels: int = 3, model_cfg: ModelConfig | None = None) -> dict:
-    """{total, trainable, percent} of ``method_cfg`` on ``model`` (short name, local dir or hub id), meta device."""
+def parameter_report(model: str, method_cfg, task_kind: str = "sequence", num_labels: int = 3,
+                     model_cfg=None) -> dict:
+    """{total, trainable, percent} of a method's settings on ``model`` (short name, local dir or hub id), on the
+    meta device (no weights)."""
+    from ..config import ModelConfig
     from ..methods.base import build_model
     from .backbone import load_backbone
 

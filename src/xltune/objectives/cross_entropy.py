@@ -1,14 +1,16 @@
-"""Cross-entropy for sequence classification ([B, C]) and tagging ([B, L, C])."""
+"""Cross-entropy for sequence classification ([B, C]) and tagging ([B, L, C]): the task loss."""
 
 from __future__ import annotations
+
+from dataclasses import dataclass
 
 import torch
 import torch.nn.functional as F
 
-from .base import OBJECTIVES, zero_with_graph
+from ..data.encode import IGNORE
+from .base import OBJECTIVES, Objective, ObjectiveSettings, ObjectiveSpec, Step, zero_with_graph
 
 
-@OBJECTIVES.register("cross_entropy")
 def cross_entropy(logits: torch.Tensor, labels: torch.Tensor, ignore_index: int = -100) -> torch.Tensor:
     """Mean negative log-likelihood over the positions whose label is not ``ignore_index``.
 
@@ -23,3 +25,27 @@ def cross_entropy(logits: torch.Tensor, labels: torch.Tensor, ignore_index: int 
     if not bool((flat_labels != ignore_index).any()):
         return zero_with_graph(logits)
     return F.cross_entropy(logits.float().reshape(-1, logits.shape[-1]), flat_labels, ignore_index=ignore_index)
+
+
+def summed_cross_entropy(logits: torch.Tensor, labels: torch.Tensor) -> torch.Tensor:
+    """Summed cross-entropy over the labelled positions (the caller divides by the global count), in float32."""
+    return F.cross_entropy(logits.float().reshape(-1, logits.shape[-1]), labels.reshape(-1), ignore_index=IGNORE,
+                           reduction="sum")
+
+
+@dataclass
+class CrossEntropySettings(ObjectiveSettings):
+    name: str = "cross_entropy"
+
+
+class CrossEntropy(Objective):
+    """Mean cross-entropy over the global batch's labelled items (examples; labelled tokens for tagging)."""
+
+    reduction = "per_label"
+
+    def loss(self, step: Step) -> torch.Tensor:
+        return summed_cross_entropy(step.out.logits, step.batch["labels"]) * self.weight
+
+
+OBJECTIVES.add("cross_entropy", ObjectiveSpec("cross_entropy", CrossEntropySettings, CrossEntropy,
+                                              "the task loss on the labelled shots", tag="ce"))

@@ -2,13 +2,16 @@
 
 from __future__ import annotations
 
+from dataclasses import dataclass
+
 import torch
 import torch.nn.functional as F
 
-from .base import OBJECTIVES, check_temperature, zero_with_graph
+from ..data.encode import IGNORE
+from ..settings import check_positive, setting
+from .base import OBJECTIVES, Objective, ObjectiveSettings, ObjectiveSpec, Step, check_temperature, zero_with_graph
 
 
-@OBJECTIVES.register("label_contrast")
 def label_contrast(
     reps: torch.Tensor, labels: torch.Tensor, temperature: float = 0.1, ignore_index: int = -100
 ) -> torch.Tensor:
@@ -50,3 +53,54 @@ def label_contrast(
     pos_log_prob = torch.where(positives, log_prob, torch.zeros_like(log_prob)).sum(dim=1)
     per_anchor = -pos_log_prob[anchors] / n_pos[anchors]
     return per_anchor.mean()
+
+
+@dataclass
+class LabelContrastSettings(ObjectiveSettings):
+    name: str = "label_contrast"
+    temperature: float = setting(0.1, "softmax temperature over cosine similarities")
+    exclude_o: bool = setting(True, "tagging: leave 'O' tokens out of the contrast")
+
+    def __post_init__(self) -> None:
+        super().__post_init__()
+        check_positive("objective label_contrast: temperature", self.temperature)
+
+
+class LabelContrast(Objective):
+    """Supervised contrast over the micro-batch: sentence tasks the shots' pooled representations and, with
+    translations, their translations' (same label: cross-lingual positives, the "dual" part); tagging the labelled
+    token representations of the shots and of their projected translations ('O' left out by default)."""
+
+    uses_translations = True
+
+    def prepare(self, run, plan) -> None:
+        spec = run.spec
+        self.token_task = spec.kind == "token"
+        self.o_index = spec.labels.index("O") if (self.token_task and self.settings.exclude_o
+                                                  and "O" in spec.labels) else None
+
+    def loss(self, step: Step) -> torch.Tensor:
+        out, batch, temp = step.out, step.batch, self.settings.temperature
+        t = step.translated()
+        if self.token_task:
+            reps = [out.hidden.reshape(-1, out.hidden.shape[-1])]
+            labels = [batch["labels"].reshape(-1)]
+            if t is not None:
+                _, tout, tbatch = t
+                reps.append(tout.hidden.reshape(-1, tout.hidden.shape[-1]))
+                labels.append(tbatch["labels"].reshape(-1))
+            y = torch.cat(labels)
+            if self.o_index is not None:
+                y = y.masked_fill(y == self.o_index, IGNORE)
+            return self.weight * label_contrast(torch.cat(reps), y, temp, IGNORE)
+        reps, y = [out.pooled], [batch["labels"]]
+        if t is not None:  # translations share their source's label: cross-lingual positives
+            rows, tout, _ = t
+            reps.append(tout.pooled)
+            y.append(batch["labels"][rows])
+        return self.weight * label_contrast(torch.cat(reps), torch.cat(y), temp, IGNORE)
+
+
+OBJECTIVES.add("label_contrast", ObjectiveSpec(
+    "label_contrast", LabelContrastSettings, LabelContrast,
+    "supervised contrast: same-label sentences (or tokens) together, across languages with translations", tag="lcl"))

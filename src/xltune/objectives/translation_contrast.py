@@ -2,13 +2,15 @@
 
 from __future__ import annotations
 
+from dataclasses import dataclass
+
 import torch
 import torch.nn.functional as F
 
-from .base import OBJECTIVES, check_temperature, zero_with_graph
+from ..settings import check_positive, setting
+from .base import OBJECTIVES, Objective, ObjectiveSettings, ObjectiveSpec, Step, check_temperature, zero_with_graph
 
 
-@OBJECTIVES.register("translation_contrast")
 def translation_contrast(src: torch.Tensor, tgt: torch.Tensor, temperature: float = 0.1) -> torch.Tensor:
     """Symmetric InfoNCE with in-batch negatives over cosine similarities.
 
@@ -36,3 +38,31 @@ def translation_contrast(src: torch.Tensor, tgt: torch.Tensor, temperature: floa
     targets = torch.arange(sim.shape[0], device=sim.device)
     # F.cross_entropy is log-softmax based, i.e. logsumexp-stable even for small temperatures.
     return 0.5 * (F.cross_entropy(sim, targets) + F.cross_entropy(sim.T, targets))
+
+
+@dataclass
+class TranslationContrastSettings(ObjectiveSettings):
+    name: str = "translation_contrast"
+    temperature: float = setting(0.1, "softmax temperature over cosine similarities")
+
+    def __post_init__(self) -> None:
+        super().__post_init__()
+        check_positive("objective translation_contrast: temperature", self.temperature)
+
+
+class TranslationContrast(Objective):
+    """Each shot's pooled representation against one of its translations' (the micro-batch's others: negatives)."""
+
+    uses_translations = requires_translations = True
+
+    def loss(self, step: Step) -> torch.Tensor | None:
+        t = step.translated()
+        if t is None:
+            return None
+        rows, tout, _ = t
+        return self.weight * translation_contrast(step.out.pooled[rows], tout.pooled, self.settings.temperature)
+
+
+OBJECTIVES.add("translation_contrast", ObjectiveSpec(
+    "translation_contrast", TranslationContrastSettings, TranslationContrast,
+    "symmetric InfoNCE between each shot and one of its translations (train.translations)", tag="tcl"))

@@ -1,0 +1,66 @@
+"""What an experiment loads once and shares across its seeds: the task spec, source pools, dev and test sets."""
+
+from __future__ import annotations
+
+import sys
+from dataclasses import dataclass, field
+from pathlib import Path
+
+from ..data.encode import Encoded
+from ..data.readers import load_examples
+from ..data.tasks import TaskSpec, available_languages, resolve_task
+from ..errors import XLTuneError, unknown_name
+
+
+@dataclass
+class Prepared:
+    """What one experiment loads once and shares across its seeds."""
+
+    cfg: object  # ExperimentConfig
+    spec: TaskSpec
+    sources: list[str]
+    targets: list[str]
+    pool: dict[str, list]  # source lang -> train-split examples
+    dev: dict[str, list]  # source lang -> dev examples (model selection)
+    test: dict[str, list]  # target lang -> evaluation examples
+    encoded: dict[str, Encoded] = field(default_factory=dict)  # target lang -> encoded test set (same for all seeds)
+
+    def load_split(self, split: str, lang: str, **kw) -> list:
+        return load_examples(self.spec, self.cfg.task.data_dir, split, lang, **kw)
+
+
+def prepare(cfg) -> Prepared:
+    from ..methods.base import method_spec
+
+    method_spec(cfg.method.name)  # an unknown method fails before any data is read
+    spec = resolve_task(cfg.task)
+    data_dir = cfg.task.data_dir
+    if data_dir and not Path(data_dir).is_dir():
+        raise XLTuneError(f"task.data_dir {data_dir} is not a folder (set it to the folder with the task's files, "
+                          f"or null to load from the hub)")
+    for lang in cfg.train.languages:
+        if lang not in spec.languages:
+            raise unknown_name("source language", lang, spec.languages, f"task {spec.name}")
+    if cfg.eval.languages == "all":
+        targets = available_languages(spec, data_dir, cfg.eval.split) if data_dir else list(spec.languages)
+        if not targets:
+            raise XLTuneError(f"no {cfg.eval.split!r} files for task {spec.name} in {data_dir}")
+    else:
+        targets = list(cfg.eval.languages)
+        for lang in targets:
+            if lang not in spec.languages:
+                raise unknown_name("target language", lang, spec.languages, f"task {spec.name}")
+    pool = {lang: load_examples(spec, data_dir, cfg.train.split, lang) for lang in cfg.train.languages}
+    dev: dict[str, list] = {}
+    if cfg.train.dev.policy == "source":
+        for lang in cfg.train.languages:
+            if data_dir and lang not in available_languages(spec, data_dir, cfg.train.dev.split):
+                print(f"note: no {cfg.train.dev.split!r} split for {lang}; model selection falls back to the last epoch",
+                      file=sys.stderr)
+                continue
+            dev[lang] = load_examples(spec, data_dir, cfg.train.dev.split, lang)
+    test = {}
+    for lang in targets:
+        exs = load_examples(spec, data_dir, cfg.eval.split, lang)
+        test[lang] = exs[: cfg.eval.max_examples] if cfg.eval.max_examples else exs
+    return Prepared(cfg, spec, list(cfg.train.languages), targets, pool, dev, test)
