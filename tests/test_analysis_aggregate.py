@@ -50,7 +50,7 @@ def test_markdown_and_csv_tables(tmp_path):
     with _fill(tmp_path / "r.sqlite") as store:
         rows = agg.aggregate(store.metrics())
     md = agg.to_markdown(rows)
-    assert "| task | method |" in md and "avg" in md
+    assert "| task | model | shots | variant | split | metric | n |" in md and "avg" in md
     assert "60.0 ± –" in md  # one seed: std shown as a dash
     lora_line = next(line for line in md.splitlines() if "| lora |" in line)
     assert f"{np.mean([70, 74, 69]):.1f} ± {np.std([70, 74, 69], ddof=1):.1f}" in lora_line

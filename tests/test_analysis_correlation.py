@@ -13,7 +13,9 @@ from xltune.analysis.resources import load_resource_table
 
 
 def _row(method: str, lang: str, mean: float, shots: str = "16") -> AggRow:
-    return AggRow("xnli", method, "none", "tiny", shots, "test", "accuracy", lang, mean, math.nan, 1)
+    # a variant per (method, shots), as the store keys them
+    return AggRow("xnli", "tiny", shots, f"{method}-{shots}", "test", "accuracy", lang, mean, math.nan, 1,
+                  label=method, method=method)
 
 
 def test_gain_vs_log_resources_skips_unseen_languages():
@@ -22,7 +24,7 @@ def test_gain_vs_log_resources_skips_unseen_languages():
     rows = [_row("finetune", lg, v) for lg, v in base.items()]
     rows += [_row("lora", lg, v + lift[lg]) for lg, v in base.items()]
     rows += [_row("lora", "de", 0.0, shots="32")]  # another cell: must not leak in
-    g = gains(rows, "lora", "finetune", shots="16")
+    g = gains(rows, "lora-16", "finetune-16")
     assert g == pytest.approx(lift)
     table = load_resource_table()
     c = spearman(g, table.log_tokens, "log10 tokens")

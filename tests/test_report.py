@@ -68,13 +68,15 @@ def test_report_writes_markdown_html_and_embeds_images(report):
     for section in ("Results per language", "Score vs number of shots", "Resource groups", "Significance (vs finetune)",
                     "Claims", "Environment"):
         assert section in md and section in page
-    assert "C8: XGLM is decoder-only" in md and "| supported |" in md  # the claims section has its verdicts
+    assert "C1: " in md and "| supported |" in md  # the claims section has its verdicts
+    assert "C8: XGLM is decoder-only" not in md  # a claim about model configs: the report reads only the store
     assert "transformers" in md and "5.24.0" in md  # environment manifest
     assert "1 language(s) without log10 pretraining tokens skipped (yo)" in md
     assert "whitespace-free languages" in md and "(th)" in md  # th has no word-level fertility
-    sig_rows = [line for line in md.splitlines() if line.startswith("| xnli | tiny-xglm | 16 | deep_prompt | avg |")]
+    sig_rows = [line for line in md.splitlines()
+                if line.startswith("| xnli | tiny-xglm | 16 | deep_prompt | finetune | avg |")]
     assert len(sig_rows) == 1
-    diff = float(sig_rows[0].split("|")[6])
+    diff = float(sig_rows[0].split("|")[7])
     assert diff > 0  # deep_prompt was built 6 points better
 
 
@@ -94,7 +96,7 @@ def test_cli_and_user_errors(tmp_path, capsys):
                               "--baseline", "lora", "--resamples", "20", "--no-progress"])
     assert args.func(args) == 0 and "report.html" in capsys.readouterr().out
     assert "Significance (vs lora)" in (tmp_path / "o" / "report.md").read_text()
-    with pytest.raises(XLTuneError, match="unknown baseline method 'lorra'.*valid: lora"):
+    with pytest.raises(XLTuneError, match="unknown baseline method or variant 'lorra'.*valid: lora"):
         build_report(tmp_path / "r.sqlite", tmp_path / "o2", baseline="lorra", progress=False)
     with pytest.raises(XLTuneError, match="does not exist"):
         build_report(tmp_path / "missing.sqlite", tmp_path / "o3", progress=False)

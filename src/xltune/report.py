@@ -25,7 +25,8 @@ from tqdm.auto import tqdm
 from .analysis import aggregate as agg
 from .analysis.correlation import gains, spearman
 from .analysis.resources import ResourceTable, load_resource_table
-from .analysis.significance import N_RESAMPLES, compare_methods
+from .analysis.select import select_runs
+from .analysis.significance import N_RESAMPLES, compare_variants
 from .analysis.tokstats import TokStats, read_tokstats_csv
 from .errors import XLTuneError, unknown_name
 from .store import Store
@@ -107,10 +108,11 @@ def _figure(width: float = 8.0, height: float = 3.6):
 
 
 def bar_plot(rows: Sequence[agg.AggRow], title: str, ylabel: str) -> bytes:
-    """Grouped bars: languages on x, one bar per method, sample-std error bars (none for one seed)."""
+    """Grouped bars: languages on x, one bar per variant, sample-std error bars (none for one seed)."""
     langs = agg.languages(rows)
-    methods = sorted({r.method for r in rows})
-    by = {(r.method, r.lang): r for r in rows}
+    labels = agg.short_labels(rows)
+    methods = sorted({labels[r.variant] for r in rows})
+    by = {(labels[r.variant], r.lang): r for r in rows}
     fig, ax = _figure(max(6.0, 0.55 * len(langs) * max(1, len(methods)) / 2 + 3))
     width = 0.8 / len(methods)
     x = np.arange(len(langs))
@@ -158,19 +160,20 @@ def scatter_plot(corr, title: str, xlabel: str, ylabel: str) -> bytes:
 
 
 # -- the report -------------------------------------------------------------------------------------------------
-def primary_metric(metrics: set[str]) -> str:
-    """Span F1 for tasks that store span precision/recall (NER), else accuracy, else the first metric."""
-    if {"f1", "precision", "recall"} <= metrics:
-        return "f1"
-    return "accuracy" if "accuracy" in metrics else sorted(metrics)[0]
+primary_metric = agg.primary_metric
 
 
-def choose_baseline(methods: Sequence[str], baseline: str | None) -> str:
+def choose_baseline(methods: Sequence[str], baseline: str | None, labels: Sequence[str] = ()) -> str:
+    """The method (or a variant's label) that gains and tests compare against."""
     if baseline is not None:
-        if baseline not in methods:
-            raise unknown_name("baseline method", baseline, methods, "the store")
+        if baseline not in methods and baseline not in labels:
+            raise unknown_name("baseline method or variant", baseline, [*methods, *labels], "the store")
         return baseline
     return PREFERRED_BASELINE if PREFERRED_BASELINE in methods else sorted(methods)[0]
+
+
+def _is_baseline(r: agg.AggRow, base: str) -> bool:
+    return r.label == base or r.method == base
 
 
 def build_report(
@@ -183,8 +186,11 @@ def build_report(
     n_resamples: int = N_RESAMPLES,
     seed: int = 0,
     progress: bool = True,
+    where: Sequence[str] = (),
+    variants: Sequence[str] = (),
 ) -> dict[str, Path]:
-    """Write report.md, figures/*.png, results.csv and report.html into ``out_dir``; return their paths."""
+    """Write report.md, figures/*.png, results.csv and report.html into ``out_dir``; return their paths.
+    ``where`` / ``variants`` choose the runs (see :mod:`xltune.analysis.select`)."""
     store_path = Path(store_path)
     if not store_path.is_file():
         raise XLTuneError(f"results store {store_path} does not exist (run `xltune run` first, or check the path)")
@@ -193,12 +199,16 @@ def build_report(
     toks = read_tokstats_csv(tokstats) if tokstats is not None else None
     with Store(store_path) as store:
         runs = store.runs()
-        metric_rows = store.metrics()
         if not runs:
             raise XLTuneError(f"results store {store_path} has no runs")
+        runs = select_runs(runs, where, variants)
+        if not runs:
+            raise XLTuneError(f"no run of {store_path} matches {' '.join([*where, *variants])}")
+        ids = {r["run_id"] for r in runs}
+        metric_rows = [r for r in store.metrics() if r["run_id"] in ids]
         doc = Doc()
         _build(doc, store, store_path, runs, metric_rows, table, toks, baseline, n_resamples, seed, progress,
-               tokstats_path=tokstats, resources_path=resources)
+               tokstats_path=tokstats, resources_path=resources, where=where, variants=variants)
     out.mkdir(parents=True, exist_ok=True)
     (out / "figures").mkdir(exist_ok=True)
     for name, png in doc.figures.items():
@@ -211,19 +221,23 @@ def build_report(
 
 
 def _build(doc, store, store_path, runs, metric_rows, table: ResourceTable, toks, baseline, n_resamples, seed,
-           progress, tokstats_path=None, resources_path=None) -> None:
+           progress, tokstats_path=None, resources_path=None, where=(), variants=()) -> None:
+    chosen = [*(f"--where {w}" for w in where), *(f"--variant {v!r}" for v in variants)]
     rows = agg.aggregate(metric_rows)
     methods = sorted({r["method"] for r in runs})
-    base = choose_baseline(methods, baseline)
+    base = choose_baseline(methods, baseline, sorted({r["variant_label"] for r in runs}))
     tasks = sorted({r["task"] for r in runs})
+    n_variants = len({r["variant"] for r in runs})
     doc.h(1, f"xltune report: {store_path.name}")
-    doc.p(f"{len(runs)} runs; tasks {', '.join(tasks)}; methods {', '.join(methods)}; models "
-          f"{', '.join(sorted({r['model'] for r in runs}))}; shots "
-          f"{', '.join(sorted({r['shots'] for r in runs}, key=agg.shots_sort_key))}. Baseline for gains and tests: "
-          f"{base}{'' if baseline else ' (chosen automatically; pass --baseline to change)'}. "
+    doc.p(f"{len(runs)} runs of {n_variants} variant(s){' chosen by ' + ' '.join(chosen) if chosen else ''}; tasks "
+          f"{', '.join(tasks)}; methods {', '.join(methods)}; models {', '.join(sorted({r['model'] for r in runs}))}; "
+          f"shots {', '.join(sorted({r['shots'] for r in runs}, key=agg.shots_sort_key))}. Baseline for gains and "
+          f"tests: {base}{'' if baseline else ' (chosen automatically; pass --baseline to change)'}. "
           f"Generated {time.strftime('%Y-%m-%d %H:%M UTC', time.gmtime())}.")
     doc.p("Scores are in %, mean ± sample std (ddof=1) over seeds; '–' marks a single seed. "
-          "'avg' is the mean over languages per run, then mean ± std over runs.")
+          "'avg' is the mean over languages per run, then mean ± std over runs. A variant is one configuration: "
+          "runs are pooled only with the other seeds of their own variant, never across variants (its label says "
+          "what it sets away from the defaults; --variant / --where choose what to compare).")
     # work items: (task, model, shots, split, metric) cells of the primary metric
     metric_sets: dict[str, set[str]] = defaultdict(set)
     for r in metric_rows:
@@ -246,7 +260,7 @@ def _build(doc, store, store_path, runs, metric_rows, table: ResourceTable, toks
     for key in keys:
         task, model, shots, split = key
         doc.h(3, f"{task} — {model}, K={shots}, {split} ({primary[task]})")
-        doc.table(*agg.pivot(cells[key]))
+        doc.table(*agg.pivot(cells[key], compact=True))
         doc.img(bar_plot(cells[key], f"{task} {model} K={shots} {split}", f"{primary[task]} (%)"),
                 f"{task}, {model}, K={shots}, {split}: {primary[task]} per language (error bars: std over seeds)")
         bar.update()
@@ -255,7 +269,7 @@ def _build(doc, store, store_path, runs, metric_rows, table: ResourceTable, toks
     _resource_section(doc, rows, keys, cells, table, toks, base, primary)
     _significance_section(doc, store, keys, cells, base, primary, n_resamples, seed, bar)
     bar.close()
-    _claims_section(doc, store_path, tokstats_path, resources_path, n_resamples, seed)
+    _claims_section(doc, store_path, tokstats_path, resources_path, n_resamples, seed, where, variants)
     _environment_section(doc, runs)
 
 
@@ -268,9 +282,9 @@ def _test_split(keys: Sequence[tuple]) -> list[tuple]:
 def _shots_section(doc: Doc, rows: Sequence[agg.AggRow], primary: dict[str, str]) -> None:
     doc.h(2, "Score vs number of shots")
     groups: dict[tuple, dict[str, list]] = defaultdict(lambda: defaultdict(list))
-    for r in rows:
+    for r in rows:  # a line joins the variants that differ only in shots (shots are not in a label)
         if r.lang == agg.AVG and r.metric == primary[r.task]:
-            groups[(r.task, r.model, r.split)][r.method].append((r.shots, r.mean, r.std))
+            groups[(r.task, r.model, r.split)][r.label].append((r.shots, r.mean, r.std))
     drew = False
     for (task, model, split), pts in sorted(groups.items()):
         if len({s for p in pts.values() for s, _, _ in p}) < 2:
@@ -293,28 +307,29 @@ def _resource_section(doc, rows, keys, cells, table: ResourceTable, toks: dict[s
                 f"{table.share[k]:.3g}" if k else "–"] for lg in langs])
     group_rows = []
     for key in _test_split(keys):
-        by_method: dict[str, dict[str, list[float]]] = defaultdict(lambda: defaultdict(list))
+        labels = agg.short_labels(cells[key])
+        by_variant: dict[str, dict[str, list[float]]] = defaultdict(lambda: defaultdict(list))
         for r in cells[key]:
             if r.lang != agg.AVG:
-                by_method[r.method][table.group(r.lang)].append(r.mean)
-        for m, groups in sorted(by_method.items()):
+                by_variant[labels[r.variant]][table.group(r.lang)].append(r.mean)
+        for m, groups in sorted(by_variant.items()):
             group_rows.append([*key[:3], m, *(f"{np.mean(groups[g]) * 100:.1f} ({len(groups[g])})" if groups[g]
                                              else "–" for g in ("high", "low", "unseen"))])
     doc.p("Mean over the languages of each group (number of languages in brackets):")
-    doc.table(["task", "model", "shots", "method", "high", "low", "unseen"], group_rows)
+    doc.table(["task", "model", "shots", "variant", "high", "low", "unseen"], group_rows)
     for key in _test_split(keys):
         task, model, shots, split = key
-        others = sorted({r.method for r in cells[key]} - {base})
-        for m in others:
-            g = gains(cells[key], m, base)
+        for va, la, vb, lb in _pairs(cells[key], base):
+            g = gains(cells[key], va, vb)
             if not g:
                 continue
-            label = f"{task} {model} K={shots}: {m} − {base}"
+            m = la
+            label = f"{task} {model} K={shots}: {la} − {lb}"
             c = spearman(g, table.log_tokens, "log10 pretraining tokens")
             doc.p(f"Gain vs log10 pretraining tokens, {label}: {c.describe()}.")
             if c.n:
                 doc.img(scatter_plot(c, label, "log10 pretraining tokens", "gain (points)"),
-                        f"Gain of {m} over {base} vs log10 pretraining tokens ({task}, {model}, K={shots})")
+                        f"Gain of {m} over {lb} vs log10 pretraining tokens ({task}, {model}, K={shots})")
             if toks is None:
                 doc.p("Gain vs fertility needs a tokenization table: run `xltune tokstats --tokenizer MODEL --text "
                       "FILES --lang-from-filename --out tokstats.csv` and pass --tokstats tokstats.csv.")
@@ -325,7 +340,16 @@ def _resource_section(doc, rows, keys, cells, table: ResourceTable, toks: dict[s
                   f"left out as not comparable), {label}: {c.describe()}.")
             if c.n:
                 doc.img(scatter_plot(c, label, "fertility (tokens per word)", "gain (points)"),
-                        f"Gain of {m} over {base} vs tokenizer fertility ({task}, {model}, K={shots})")
+                        f"Gain of {m} over {lb} vs tokenizer fertility ({task}, {model}, K={shots})")
+
+
+def _pairs(cell: Sequence[agg.AggRow], base: str) -> list[tuple[str, str, str, str]]:
+    """(variant, label, baseline variant, its label) for every variant of a cell against every baseline variant
+    (the baseline method's variants, or the variant labelled ``base``); labels shortened within the cell."""
+    labels = agg.short_labels(cell)
+    variants = sorted({r.variant for r in cell}, key=lambda v: labels[v])
+    bases = [v for v in variants if any(_is_baseline(r, base) for r in cell if r.variant == v)]
+    return [(v, labels[v], b, labels[b]) for b in bases for v in variants if v not in bases]
 
 
 def _significance_section(doc, store, keys, cells, base, primary, n_resamples, seed, bar) -> None:
@@ -333,24 +357,24 @@ def _significance_section(doc, store, keys, cells, base, primary, n_resamples, s
     doc.p(f"Paired bootstrap over test examples ({n_resamples} resamples, generator seed {seed}), seeds matched; "
           "diff = method − baseline in points with its 95 % percentile CI and two-sided p. The seed test is a paired "
           "t-test over matched seeds of the stored scores (plus Wilcoxon signed-rank from 5 seeds).")
-    header = ["task", "model", "shots", "method", "lang", "diff", "95% CI", "p (bootstrap)", "seeds", "seed test", "p (t)",
-              "p (Wilcoxon)"]
+    header = ["task", "model", "shots", "variant", "baseline", "lang", "diff", "95% CI", "p (bootstrap)", "seeds",
+              "seed test", "p (t)", "p (Wilcoxon)"]
     out, notes = [], []
     for key in _test_split(keys):
         task, model, shots, split = key
-        for m in sorted({r.method for r in cells[key]} - {base}):
+        for va, m, vb, mb in _pairs(cells[key], base):
             try:
-                cmp = compare_methods(store, task, m, base, split=split, metric=primary[task], model=model,
-                                      shots=shots, n_resamples=n_resamples, seed=seed)
+                cmp = compare_variants(store, va, vb, split=split, metric=primary[task], n_resamples=n_resamples,
+                                       seed=seed)
             except XLTuneError as e:
-                notes.append(f"{task} {model} K={shots} {m} vs {base}: not tested — {e}")
+                notes.append(f"{task} {model} K={shots} {m} vs {mb}: not tested — {e}")
                 continue
             if cmp.skipped:
                 notes.append(f"{task} {model} K={shots} {m}: no stored predictions for {', '.join(cmp.skipped)} "
                              "(the bootstrap needs per-example predictions in the store)")
             for res in [*cmp.per_lang, *([cmp.average] if cmp.average else [])]:
                 st = cmp.seed_tests.get(res.lang)
-                out.append([task, model, shots, m, res.lang, f"{res.diff * 100:+.2f}",
+                out.append([task, model, shots, m, mb, res.lang, f"{res.diff * 100:+.2f}",
                             f"[{res.ci_low * 100:+.2f}, {res.ci_high * 100:+.2f}]", f"{res.p_value:.3g}",
                             len(res.seeds), st.tests if st else "–", _fmt_p(st.t_p) if st else "–",
                             _fmt_p(st.wilcoxon_p) if st else "–"])
@@ -358,7 +382,8 @@ def _significance_section(doc, store, keys, cells, base, primary, n_resamples, s
     if out:
         doc.table(header, out)
     else:
-        doc.p("Nothing to test: needs at least two methods with matched seeds and stored predictions.")
+        doc.p("Nothing to test: needs a variant of the baseline method and another variant, with matched seeds and "
+              "stored predictions.")
     for n in notes:
         doc.p(n)
 
@@ -367,15 +392,18 @@ def _fmt_p(p: float | None) -> str:
     return "–" if p is None or (isinstance(p, float) and math.isnan(p)) else f"{p:.3g}"
 
 
-def _claims_section(doc: Doc, store_path, tokstats_path, resources_path, n_resamples: int, seed: int) -> None:
-    """The published claims (xltune.claims) checked against these runs, one row per claim."""
+def _claims_section(doc: Doc, store_path, tokstats_path, resources_path, n_resamples: int, seed: int,
+                    where: Sequence[str] = (), variants: Sequence[str] = ()) -> None:
+    """The published claims (xltune.claims) checked against these runs, one row per claim. The report reads only
+    the store: claims about model configurations (parameter shares, architecture) are left to `xltune claims`."""
     from .claims import check_claims
 
     doc.h(2, "Claims")
     verdicts = check_claims(store_path, tokstats=tokstats_path, resources=resources_path, n_resamples=n_resamples,
-                            seed=seed)
+                            seed=seed, where=where, variants=variants, store_only=True)
     doc.p("Each claim of the study is a declared check (xltune/resources/claims.yaml; `xltune claims` prints the "
-          "evidence in full).")
+          "evidence in full, and checks the claims about model configurations, which this report leaves out "
+          "because it reads only the store).")
     doc.table(["claim", "verdict", "statistic", "reason"],
               [[f"{v.id}: {v.claim.text}", v.status, v.statistic, v.reason] for v in verdicts])
 

@@ -188,8 +188,9 @@ class Store:
                         rec.run_id, created, rec.seed, rec.task, rec.method, rec.objective, rec.model,
                         str(rec.shots), ",".join(rec.source_langs), _dumps(rec.config), _dumps(rec.manifest),
                         _dumps(rec.env), rec.trainable_params, rec.total_params, rec.train_seconds,
-                        rec.eval_seconds, _dumps(rec.extra), rec.variant, rec.variant_label, rec.run_id,
-                        rec.config_schema, rec.headline_metric,
+                        rec.eval_seconds, _dumps(rec.extra), rec.variant or _fallback_variant(rec),
+                        rec.variant_label or (rec.method if rec.objective == "none" else f"{rec.method}+{rec.objective}"),
+                        rec.run_id, rec.config_schema, rec.headline_metric,
                     ),
                 )
                 self.conn.executemany(
@@ -233,6 +234,16 @@ class Store:
             (run_id, lang, split),
         )
         return [(r[0], r[1], r[2]) for r in rows]
+
+
+def _fallback_variant(rec: RunRecord) -> str:
+    """A record written without a variant (by hand, e.g. in tests): its identifying fields and config, hashed, so
+    two different records are never taken for seeds of one experiment."""
+    import hashlib
+
+    blob = _dumps({"task": rec.task, "method": rec.method, "objective": rec.objective, "model": rec.model,
+                   "shots": str(rec.shots), "source_langs": list(rec.source_langs), "config": rec.config})
+    return "rec-" + hashlib.sha256(blob.encode()).hexdigest()[:12]
 
 
 def _migrate(conn: sqlite3.Connection) -> None:
@@ -293,13 +304,42 @@ def _identity(run_id: str, seed: int, objective: str, config_json: str, extra_js
                     text[lang] = where
             config["objectives"] = [{"name": "distillation", "teacher": kd["teacher_run_id"],
                                      "temperature": kd.get("temperature", 2.0), "text": text, "split": split,
-                                     "languages": langs}]
+                                     "languages": langs,
+                                     "max_examples": _kd_cap(run_id, seed, json.loads(config_json), kd)}]
         cfg = ExperimentConfig.from_dict(config, f"run {run_id}")
         return (variants.variant_id(cfg), variants.label(cfg), cfg.run_key(seed), variants.SCHEMA_VERSION,
                 cfg.objective_tag, headline)
     except Exception as e:  # noqa: BLE001 - an unreadable old config must not block opening the store
         vid = "unread-" + hashlib.sha256(config_json.encode()).hexdigest()[:8]
         return vid, f"{objective} (config not readable: {str(e)[:60]})", run_id, 1, objective, headline
+
+
+def _kd_cap(run_id: str, seed: int, student: dict, kd: dict) -> int:
+    """The max_examples a distillation run of xltune 0.1 was given. It was not stored, but it went into the run's
+    id (a hash of the student's run key, the teacher, temperature, cap and sources): the cap that reproduces the
+    stored id is the one used. Candidates: 0 (all), the default 1000, and each language's example count."""
+    import hashlib
+    import itertools
+
+    def h(obj) -> str:
+        return hashlib.sha256(json.dumps(obj, sort_keys=True).encode()).hexdigest()[:16]
+
+    conf = {k: v for k, v in student.items() if k not in ("seeds", "store", "output_dir", "save_checkpoint")}
+    conf["eval"] = {k: v for k, v in (conf.get("eval") or {}).items() if k != "batch_size"}
+    student_key = h({"config": conf, "seed": seed})  # xltune 0.1's run key
+    srcs = kd.get("sources") or {}
+    caps = [0, 1000, *sorted({int(v.get("examples", 0)) for v in srcs.values()})]
+    for order in itertools.permutations(srcs):
+        sources = []
+        for lang in order:
+            where = srcs[lang].get("from", "")
+            split = where[: -len(" split (labels dropped)")] if where.endswith(" split (labels dropped)") else None
+            sources.append({"lang": lang, "path": None if split else where, "split": split})
+        for cap in caps:
+            if h({"student": student_key, "teacher": kd["teacher_run_id"], "temperature": kd.get("temperature", 2.0),
+                  "max_examples": cap, "sources": sources}) == run_id:
+                return cap
+    return 1000
 
 
 def _dumps(obj: object) -> str:

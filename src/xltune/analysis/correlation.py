@@ -31,17 +31,17 @@ class Correlation:
         return f"Spearman ρ = {self.rho:+.2f} (p = {self.p_value:.3g}, n = {self.n}){skipped}"
 
 
-def gains(rows: Sequence[AggRow], method: str, baseline: str, **key: str) -> dict[str, float]:
-    """Per-language mean(method) - mean(baseline) over rows that match ``key`` (e.g. task=, shots=, metric=)."""
+def gains(rows: Sequence[AggRow], variant: str, baseline: str, **key: str) -> dict[str, float]:
+    """Per-language mean(variant) - mean(baseline variant) over rows that match ``key`` (e.g. split=, metric=)."""
 
-    def means(m: str) -> dict[str, float]:
+    def means(v: str) -> dict[str, float]:
         return {
             r.lang: r.mean
             for r in rows
-            if r.method == m and r.lang != AVG and all(str(getattr(r, k)) == str(v) for k, v in key.items())
+            if r.variant == v and r.lang != AVG and all(str(getattr(r, k)) == str(x) for k, x in key.items())
         }
 
-    a, b = means(method), means(baseline)
+    a, b = means(variant), means(baseline)
     return {lang: a[lang] - b[lang] for lang in sorted(set(a) & set(b))}
 
 

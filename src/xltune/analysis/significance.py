@@ -78,7 +78,7 @@ class SeedTest:
 @dataclass(frozen=True)
 class Comparison:
     task: str
-    method_a: str
+    method_a: str  # the variants' labels (a variant is one configuration; see xltune.variants)
     method_b: str
     split: str
     metric: str
@@ -186,18 +186,30 @@ def paired_seed_test(a: Sequence[float], b: Sequence[float]) -> SeedTest:
     return SeedTest(n, float(d.mean()), t_p, w_p, tests)
 
 
-def _select_runs(store: Store, where: dict, label: str) -> dict[int, str]:
+def variant_runs(store: Store, variant: str) -> dict[int, str]:
+    """seed -> run id of one variant's runs (a variant is one configuration: its runs are seeds of each other)."""
+    by_seed: dict[int, list[str]] = defaultdict(list)
+    for r in store.runs(variant=variant):
+        by_seed[r["seed"]].append(r["run_id"])
+    for s, ids in by_seed.items():
+        if len(ids) > 1:
+            raise XLTuneError(f"variant {variant}: {len(ids)} runs with seed {s} ({', '.join(ids)}); the store holds "
+                              "a run twice (rerun with --force replaces it)")
+    return {s: ids[0] for s, ids in by_seed.items()}
+
+
+def find_variant(store: Store, **where: object) -> tuple[str, str]:
+    """(variant id, label) of the one variant whose runs match ``where`` (run columns); an error that lists the
+    candidates when none or several do -- two configurations are never pooled."""
     runs = store.runs(**{k: v for k, v in where.items() if v is not None})
-    by_seed: dict[int, list[dict]] = defaultdict(list)
-    for r in runs:
-        by_seed[r["seed"]].append(r)
-    for seed, rs in by_seed.items():
-        if len(rs) > 1:
-            confs = sorted({(r["model"], r["shots"], r["objective"]) for r in rs})
-            raise XLTuneError(
-                f"{label}: {len(rs)} runs with seed {seed} ({confs}); narrow it with model=, shots=, objective="
-            )
-    return {seed: rs[0]["run_id"] for seed, rs in by_seed.items()}
+    found = sorted({(r["variant"], r["variant_label"]) for r in runs}, key=lambda v: v[1])
+    what = ", ".join(f"{k}={v}" for k, v in where.items() if v is not None)
+    if not found:
+        raise XLTuneError(f"no runs with {what}")
+    if len(found) > 1:
+        raise XLTuneError(f"{len(found)} variants with {what}: " + "; ".join(lbl for _, lbl in found)
+                          + " -- choose one (--variant LABEL or --where KEY=VALUE)")
+    return found[0]
 
 
 def compare_methods(
@@ -216,10 +228,33 @@ def compare_methods(
     n_resamples: int = N_RESAMPLES,
     seed: int = 0,
 ) -> Comparison:
-    """Paired bootstrap (per language and language average) and seed tests of method A vs B."""
+    """:func:`compare_variants` of the one variant of method A and the one of method B in (task, model, shots);
+    an error when either has several (say which with --variant / --where)."""
     base = {"task": task, "model": model, "shots": None if shots is None else str(shots)}
-    runs_a = _select_runs(store, {**base, "method": method_a, "objective": objective_a}, f"{task}/{method_a}")
-    runs_b = _select_runs(store, {**base, "method": method_b, "objective": objective_b}, f"{task}/{method_b}")
+    va, _ = find_variant(store, **base, method=method_a, objective=objective_a)
+    vb, _ = find_variant(store, **base, method=method_b, objective=objective_b)
+    return compare_variants(store, va, vb, split=split, metric=metric, langs=langs, n_resamples=n_resamples,
+                            seed=seed)
+
+
+def compare_variants(
+    store: Store,
+    variant_a: str,
+    variant_b: str,
+    *,
+    split: str = "test",
+    metric: str = "accuracy",
+    langs: Sequence[str] | None = None,
+    n_resamples: int = N_RESAMPLES,
+    seed: int = 0,
+) -> Comparison:
+    """Paired bootstrap (per language and language average) and seed tests of variant A vs variant B."""
+    runs_a, runs_b = variant_runs(store, variant_a), variant_runs(store, variant_b)
+    if not runs_a or not runs_b:
+        raise XLTuneError(f"no runs of variant {variant_a if not runs_a else variant_b}")
+    first_a = store.runs(run_id=next(iter(runs_a.values())))[0]
+    first_b = store.runs(run_id=next(iter(runs_b.values())))[0]
+    task, method_a, method_b = first_a["task"], first_a["variant_label"], first_b["variant_label"]
     seeds = sorted(set(runs_a) & set(runs_b))
     if not seeds:
         raise XLTuneError(

@@ -158,6 +158,10 @@ def group_difference(claim: Claim, ctx: Context) -> Verdict:
     results, stats, details = [], [], []
     for s in settings:
         g = ctx.gains(s, a, b, p["split"])
+        if isinstance(g, XLTuneError):
+            results.append((s.label(), NOT_TESTABLE, str(g)))
+            details.append(f"{s.label()}: not testable — {g}")
+            continue
         low = {lg: v for lg, v in g.items() if ctx.table.group(lg) in p["low_groups"]}
         high = {lg: v for lg, v in g.items() if ctx.table.group(lg) in p["high_groups"]}
         if min(len(low), len(high)) < p["min_languages"]:
@@ -218,7 +222,12 @@ def correlation(claim: Claim, ctx: Context) -> Verdict:
     sign = 1 if p["expected_sign"] >= 0 else -1
     results, stats, details = [], [], []
     for s in settings:
-        c = spearman(ctx.gains(s, a, b, p["split"]), stat, name)
+        g = ctx.gains(s, a, b, p["split"])
+        if isinstance(g, XLTuneError):
+            results.append((s.label(), NOT_TESTABLE, str(g)))
+            details.append(f"{s.label()}: not testable — {g}")
+            continue
+        c = spearman(g, stat, name)
         if c.n < p["min_languages"]:
             why = f"{c.n} language(s) with both a gain and {name}; needs >= {p['min_languages']}"
             if c.skipped:
@@ -241,7 +250,7 @@ def correlation(claim: Claim, ctx: Context) -> Verdict:
                    details=details)
 
 
-@register_check("trainable_share", model="xglm-564M", method="deep_prompt", method_options={"prefix_length": 15},
+@register_check("trainable_share", reads_models=True, model="xglm-564M", method="deep_prompt", method_options={"prefix_length": 15},
                 task_kind="sequence", num_labels=3, max_percent=0.135, allowed_trainable=["deep_prompt", "head"],
                 store_models=["facebook/xglm-564M", "xglm-564M"])
 def trainable_share(claim: Claim, ctx: Context) -> Verdict:
@@ -290,7 +299,7 @@ def trainable_share(claim: Claim, ctx: Context) -> Verdict:
                    runs=f"{len(stored)} stored run(s) of {p['method']} on {'/'.join(p['store_models'])}", details=details)
 
 
-@register_check("model_config", model="xglm-564M", decoder_only=True, vocab_min=230000, vocab_max=270000,
+@register_check("model_config", reads_models=True, model="xglm-564M", decoder_only=True, vocab_min=230000, vocab_max=270000,
                 shapes=GPT3_SHAPES)
 def model_config(claim: Claim, ctx: Context) -> Verdict:
     """Facts of the model's config: decoder-only, vocabulary size range, (layers, width) among declared shapes."""
@@ -334,7 +343,12 @@ def objective_comparison(claim: Claim, ctx: Context) -> Verdict:
         return _not_testable(claim, ctx.missing(arms, p["tasks"], p["shots"]), ctx=ctx)
     results, stats, details = [], [], []
     for s in settings:
-        langs = [lg for lg in ctx.gains(s, both, prm, p["split"]) if ctx.table.group(lg) in p["groups"]]
+        g = ctx.gains(s, both, prm, p["split"])
+        if isinstance(g, XLTuneError):
+            results.append((s.label(), NOT_TESTABLE, str(g)))
+            details.append(f"{s.label()}: not testable — {g}")
+            continue
+        langs = [lg for lg in g if ctx.table.group(lg) in p["groups"]]
         if not langs:
             why = f"no language of groups {p['groups']} evaluated (from {ctx.table.source})"
             results.append((s.label(), NOT_TESTABLE, why))

@@ -20,7 +20,8 @@ import yaml
 
 from ..analysis import aggregate as agg
 from ..analysis.resources import ResourceTable
-from ..analysis.significance import Comparison, compare_methods
+from ..analysis.select import select_runs
+from ..analysis.significance import Comparison, compare_variants
 from ..errors import XLTuneError, unknown_name, where, yaml_error
 from ..registry import Registry
 from ..store import Store
@@ -63,14 +64,15 @@ class CheckKind:
     func: Callable[[Claim, Context], Verdict]
     defaults: dict[str, Any]
     doc: str
+    reads_models: bool = False  # reads model configs (meta device), not the store
 
 
 CHECKS: Registry[CheckKind] = Registry("claim check")
 
 
-def register_check(name: str, **defaults: Any) -> Callable:
+def register_check(name: str, reads_models: bool = False, **defaults: Any) -> Callable:
     def deco(func: Callable[[Claim, Context], Verdict]) -> Callable:
-        CHECKS.add(name, CheckKind(func, defaults, (func.__doc__ or "").strip().splitlines()[0]))
+        CHECKS.add(name, CheckKind(func, defaults, (func.__doc__ or "").strip().splitlines()[0], reads_models))
         return func
 
     return deco
@@ -158,33 +160,46 @@ class Context:
     """The store's runs and aggregated metrics, resource/tokenization tables and cached comparisons."""
 
     def __init__(self, store: Store | None, table: ResourceTable, toks: dict | None = None,
-                 tasks: Sequence[str] | None = None, n_resamples: int = 1000, seed: int = 0):
+                 tasks: Sequence[str] | None = None, n_resamples: int = 1000, seed: int = 0,
+                 where: Sequence[str] = (), variants: Sequence[str] = ()):
         self.store = store
         self.table = table
         self.toks = toks
         self.tasks = list(tasks) if tasks else None
         self.n_resamples = n_resamples
         self.seed = seed
-        self.runs = [r for r in (store.runs() if store else []) if not self.tasks or r["task"] in self.tasks]
+        runs = [r for r in (store.runs() if store else []) if not self.tasks or r["task"] in self.tasks]
+        self.runs = select_runs(runs, where, variants) if (where or variants) else runs
         ids = {r["run_id"] for r in self.runs}
         self.metric_rows = [r for r in (store.metrics() if store else []) if r["run_id"] in ids]
         self.rows = agg.aggregate(self.metric_rows)
         metric_sets: dict[str, set[str]] = defaultdict(set)
         for r in self.metric_rows:
             metric_sets[r["task"]].add(r["metric"])
-        from ..report import primary_metric  # one definition of "the task's metric"
-
-        self.primary = {t: primary_metric(m) for t, m in metric_sets.items()}
+        self.primary = {t: agg.primary_metric(m) for t, m in metric_sets.items()}
         self._cmp: dict[tuple, Comparison | XLTuneError] = {}
 
     # runs ---------------------------------------------------------------------------------------------------
     def task_names(self) -> list[str]:
         return sorted({r["task"] for r in self.runs})
 
+    def _arm_runs(self, setting: Setting, arm: Arm) -> list[dict]:
+        return [r for r in self.runs if (r["task"], r["model"], r["shots"]) == (setting.task, setting.model,
+                setting.shots) and (r["method"], r["objective"]) == (arm.method, arm.objective)]
+
     def seeds(self, setting: Setting, arm: Arm) -> list[int]:
-        return sorted({r["seed"] for r in self.runs if (r["task"], r["model"], r["shots"]) ==
-                       (setting.task, setting.model, setting.shots) and (r["method"], r["objective"]) ==
-                       (arm.method, arm.objective)})
+        return sorted({r["seed"] for r in self._arm_runs(setting, arm)})
+
+    def variant(self, setting: Setting, arm: Arm) -> str | XLTuneError:
+        """The one variant of ``arm`` in ``setting``, or an error naming them when there are several: an arm is
+        one configuration, never a pool of several (say which with --variant / --where)."""
+        found = sorted({(r["variant_label"], r["variant"]) for r in self._arm_runs(setting, arm)})
+        if len(found) == 1:
+            return found[0][1]
+        if not found:
+            return XLTuneError(f"no {arm.label()} runs in {setting.label()}")
+        return XLTuneError(f"{len(found)} variants of {arm.label()} in {setting.label()} ("
+                           + "; ".join(lbl for lbl, _ in found) + "): choose one with --variant LABEL or --where KEY=VALUE")
 
     def settings(self, arms: Sequence[Arm], tasks: Any = "any", shots: Any = "any", model: Any = "any") -> list[Setting]:
         """Settings where every arm has runs, filtered by the claim's tasks / shots / model selectors."""
@@ -219,23 +234,29 @@ class Context:
         """compare_methods (paired bootstrap + seed tests), cached; an XLTuneError is returned, not raised."""
         key = (setting, a, b, tuple(langs) if langs is not None else None, split)
         if key not in self._cmp:
+            va, vb = self.variant(setting, a), self.variant(setting, b)
+            if isinstance(va, XLTuneError) or isinstance(vb, XLTuneError):
+                self._cmp[key] = va if isinstance(va, XLTuneError) else vb
+                return self._cmp[key]
             try:
-                self._cmp[key] = compare_methods(
-                    self.store, setting.task, a.method, b.method, split=split, metric=self.metric(setting.task),
-                    model=setting.model, shots=setting.shots, objective_a=a.objective, objective_b=b.objective,
-                    langs=langs, n_resamples=self.n_resamples, seed=self.seed)
+                self._cmp[key] = compare_variants(self.store, va, vb, split=split, metric=self.metric(setting.task),
+                                                  langs=langs, n_resamples=self.n_resamples, seed=self.seed)
             except XLTuneError as e:
                 self._cmp[key] = e
         return self._cmp[key]
 
-    def gains(self, setting: Setting, a: Arm, b: Arm, split: str = "test") -> dict[str, float]:
-        """Per-language mean(a) - mean(b) over seeds (stored metric values, no predictions needed)."""
-        def means(arm: Arm) -> dict[str, float]:
-            return {r.lang: r.mean for r in self.rows if r.lang != agg.AVG and (r.task, r.model, r.shots, r.split,
-                    r.metric, r.method, r.objective) == (setting.task, setting.model, setting.shots, split,
-                    self.metric(setting.task), arm.method, arm.objective)}
+    def gains(self, setting: Setting, a: Arm, b: Arm, split: str = "test") -> dict[str, float] | XLTuneError:
+        """Per-language mean(a) - mean(b) over seeds (stored metric values, no predictions needed); an error when an
+        arm has several variants in the setting."""
+        va, vb = self.variant(setting, a), self.variant(setting, b)
+        if isinstance(va, XLTuneError) or isinstance(vb, XLTuneError):
+            return va if isinstance(va, XLTuneError) else vb
 
-        ma, mb = means(a), means(b)
+        def means(v: str) -> dict[str, float]:
+            return {r.lang: r.mean for r in self.rows if r.lang != agg.AVG and r.variant == v and r.split == split
+                    and r.metric == self.metric(setting.task)}
+
+        ma, mb = means(va), means(vb)
         return {lang: ma[lang] - mb[lang] for lang in sorted(set(ma) & set(mb))}
 
 
@@ -277,8 +298,11 @@ def combine(results: Sequence[tuple[str, str, str]]) -> tuple[str, str]:
 # -- the entry points ------------------------------------------------------------------------------------------
 def check_claims(store_path: str | Path, *, claims: str | Path | Sequence[Claim] | None = None,
                  tasks: Sequence[str] | None = None, tokstats: str | Path | None = None,
-                 resources: str | Path | None = None, n_resamples: int = 1000, seed: int = 0) -> list[Verdict]:
-    """One :class:`Verdict` per claim, from the runs in ``store_path`` (``claims``: a YAML path or Claims)."""
+                 resources: str | Path | None = None, n_resamples: int = 1000, seed: int = 0,
+                 where: Sequence[str] = (), variants: Sequence[str] = (), store_only: bool = False) -> list[Verdict]:
+    """One :class:`Verdict` per claim, from the runs in ``store_path`` (``claims``: a YAML path or Claims).
+    ``where`` / ``variants`` choose the runs; ``store_only`` leaves out checks that read model configs (not the
+    store), e.g. for the report, which reads only the store."""
     from ..analysis.resources import load_resource_table
     from ..analysis.tokstats import read_tokstats_csv
 
@@ -289,8 +313,9 @@ def check_claims(store_path: str | Path, *, claims: str | Path | Sequence[Claim]
     table = load_resource_table(resources)
     toks = read_tokstats_csv(tokstats) if tokstats is not None else None
     with Store(store_path) as store:
-        ctx = Context(store, table, toks, tasks, n_resamples, seed)
-        return [CHECKS.get(c.check, c.source).func(c, ctx) for c in claim_list]
+        ctx = Context(store, table, toks, tasks, n_resamples, seed, where, variants)
+        return [CHECKS.get(c.check, c.source).func(c, ctx) for c in claim_list
+                if not (store_only and CHECKS.get(c.check, c.source).reads_models)]
 
 
 def format_verdicts(verdicts: Sequence[Verdict], markdown: bool = False) -> str:

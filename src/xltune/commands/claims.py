@@ -23,6 +23,12 @@ def add_parser(subparsers) -> argparse.ArgumentParser:
     p.add_argument("--resources", default=None,
                    help="pretraining-size table, TSV lang<TAB>tokens (default: XGLM's CC100-XL table, packaged)")
     p.add_argument("--resamples", type=int, default=N_RESAMPLES, help="paired-bootstrap resamples")
+    p.add_argument("--where", action="append", default=[], metavar="KEY=VALUE",
+                   help="only runs whose config (or run column) has this value, e.g. train.lr=0.03, method.name=lora, "
+                        "task=xnli (repeatable: all must hold)")
+    p.add_argument("--variant", action="append", default=[], metavar="LABEL",
+                   help="only this variant (its label, id or config name; repeatable). Runs of different variants "
+                        "are never pooled; these choose which are compared")
     p.add_argument("--seed", type=int, default=0, help="seed of the bootstrap / permutation generator")
     p.add_argument("--list-checks", action="store_true", help="list the check kinds and their parameters, then exit")
     p.set_defaults(func=main)
@@ -43,7 +49,8 @@ def main(args: argparse.Namespace) -> int:
     if not args.store:
         raise XLTuneError("xltune claims needs --store FILE (a results store)")
     verdicts = check_claims(args.store, claims=args.claims, tasks=args.task, tokstats=args.tokstats,
-                            resources=args.resources, n_resamples=args.resamples, seed=args.seed)
+                            resources=args.resources, n_resamples=args.resamples, seed=args.seed,
+                            where=args.where, variants=args.variant)
     print(format_verdicts(verdicts), end="")
     if args.markdown:
         out = Path(args.markdown)
