@@ -96,7 +96,9 @@ def test_renamed_and_foreign_method_keys(tmp_path, capsys):
 def test_frozen_backbone_trains_in_float32_when_loaded_in_bf16(tiny_xglm_dir):
     """dtype bfloat16 (what dtype=auto gives a frozen backbone on a GPU): what trains stays float32 for AdamW."""
     model_cfg = ModelConfig(name_or_path=str(tiny_xglm_dir), dtype="bfloat16")
-    for method in ("deep_prompt", "lora", "prompt"):
+    frozen = [m for m in METHODS.names() if METHODS.get(m).frozen_backbone and METHODS.get(m).runner == "train"]
+    assert {"deep_prompt", "lora", "prompt"} <= set(frozen)
+    for method in frozen:
         model = build_model(load_backbone(model_cfg, frozen=True), method_settings(method, **SMALL.get(method, {})),
                             "sequence", 3, model_cfg)
         assert all(p.dtype == torch.float32 for p in model.parameters() if p.requires_grad), method

@@ -1,4 +1,5 @@
-"""Per-language evaluation: predictions from a trained model on encoded data, then the task's metric.
+"""Per-language evaluation: predictions from a trained model on encoded data, then the task's metric (scored by the
+task's kind, :mod:`xltune.kinds`).
 
 Batch-size invariant by construction: each sequence's logits do not depend on what it is batched with (positions
 come from the attention mask, padding is masked), and the metric is computed on the gathered per-example
@@ -7,35 +8,17 @@ predictions. Reads only a model and encoded data; knows nothing of training.
 
 from __future__ import annotations
 
-import json
 from collections.abc import Sequence
 from contextlib import nullcontext
-from dataclasses import dataclass
 
 import numpy as np
 import torch
 
 from .data.encode import Encoded, collate, eval_batches
-from .data.records import SentenceExample, TokenExample
-from .data.tasks import TaskSpec
-from .metrics import accuracy, span_prf
-from .store import MetricRow
+from .kinds import NO_SUBWORD, LanguageResult, score
 
-
-@dataclass
-class LanguageResult:
-    lang: str
-    split: str
-    metrics: dict[str, float]  # the headline metric first
-    n: int
-    predictions: list[tuple[int, str, str]]  # (example index, gold, pred)
-
-    @property
-    def headline(self) -> float:
-        return next(iter(self.metrics.values()))
-
-    def rows(self) -> list[MetricRow]:
-        return [MetricRow(self.lang, self.split, k, v, self.n) for k, v in self.metrics.items()]
+__all__ = ["LanguageResult", "NO_SUBWORD", "format_table", "predict", "predict_sharded", "score",
+           "words_from_subwords"]
 
 
 @torch.no_grad()
@@ -77,7 +60,6 @@ def predict(model, encoded: Encoded, *, batch_size: int, pad_id: int, padding_si
     return words_from_subwords(feats, feat_preds, encoded.n_words)
 
 
-NO_SUBWORD = -1  # a word the tokenizer produced no sub-word for (e.g. a lone zero-width character)
 
 
 
@@ -112,30 +94,6 @@ def words_from_subwords(features, subword_preds: list, n_words: Sequence[int]) -
                 words[f.example][w] = p[pos]
             prev = w
     return words
-
-
-def score(spec: TaskSpec, examples: Sequence[SentenceExample | TokenExample], preds: list, lang: str, split: str
-          ) -> LanguageResult:
-    labels = spec.labels
-    if spec.kind == "sequence":
-        gold = [e.label for e in examples]
-        metrics = {"accuracy": accuracy(gold, preds)}
-        rows = [(e.index, labels[g], labels[p]) for e, g, p in zip(examples, gold, preds)]
-    else:
-        gold_tags = [[labels[t] for t in e.tags] for e in examples]
-        pred_tags = []
-        for p in preds:
-            pred_tags.append(["O" if t == NO_SUBWORD else labels[t] for t in p])
-        if spec.metric == "span_f1":
-            prf = span_prf(gold_tags, pred_tags)
-            metrics = {"f1": prf["f1"], "precision": prf["precision"], "recall": prf["recall"]}
-        else:
-            flat_g = [t for s in gold_tags for t in s]
-            flat_p = [t for s in pred_tags for t in s]
-            metrics = {"accuracy": accuracy(flat_g, flat_p)}
-        rows = [(e.index, json.dumps(g, ensure_ascii=False), json.dumps(p, ensure_ascii=False))
-                for e, g, p in zip(examples, gold_tags, pred_tags)]
-    return LanguageResult(lang, split, metrics, len(examples), rows)
 
 
 def format_table(results: Sequence[LanguageResult], title: str = "") -> str:

@@ -9,9 +9,28 @@ ill-formed predictions (an I- with no opening B-) conlleval counts a chunk and s
 from __future__ import annotations
 
 from collections.abc import Sequence
+from dataclasses import dataclass
 
 from seqeval.metrics import f1_score, precision_score, recall_score
 from seqeval.scheme import IOB2, Entities
+
+from .registry import Registry
+
+
+@dataclass(frozen=True)
+class Metric:
+    """A metric the store may hold (as lm-evaluation-harness registers them): what it is and which way is better."""
+
+    name: str
+    higher_is_better: bool
+    description: str
+
+
+METRICS: Registry[Metric] = Registry("metric")
+METRICS.add("accuracy", Metric("accuracy", True, "share of correct predictions (examples; tags for tagging)"))
+METRICS.add("f1", Metric("f1", True, "micro span F1 (NER)"))
+METRICS.add("precision", Metric("precision", True, "micro span precision (NER)"))
+METRICS.add("recall", Metric("recall", True, "micro span recall (NER)"))
 
 
 def accuracy(gold: Sequence, pred: Sequence) -> float:

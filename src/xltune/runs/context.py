@@ -11,7 +11,7 @@ from __future__ import annotations
 from dataclasses import dataclass, field
 from typing import Any
 
-from ..data.encode import Encoded, encode_sentences, encode_tokens
+from ..data.encode import Encoded
 from ..errors import XLTuneError
 from ..evaluate import predict_sharded
 from ..methods.base import MethodSpec, build_model, method_spec
@@ -55,8 +55,15 @@ class RunContext:
         return self.acc.device
 
     @property
+    def kind(self):
+        """The task's kind (xltune.kinds): how examples are encoded and scored."""
+        from ..kinds import task_kind
+
+        return task_kind(self.spec)
+
+    @property
     def token_task(self) -> bool:
-        return self.spec.kind == "token"
+        return self.kind.token
 
     @property
     def is_main(self) -> bool:
@@ -74,9 +81,7 @@ class RunContext:
             from ..models.verbalizer import encode_verbalized
 
             return encode_verbalized(examples, self.tokenizer, self.templates, cfg.model.max_length)
-        if self.token_task:
-            return encode_tokens(examples, self.tokenizer, cfg.model.max_length, cfg.task.label_alignment)
-        return encode_sentences(examples, self.tokenizer, cfg.model.max_length)
+        return self.kind.encode(examples, self.tokenizer, cfg.model.max_length, cfg.task.label_alignment)
 
     def encode_test(self, lang: str) -> Encoded:
         """A target language's evaluation set, encoded once per experiment (the tokenizer is the same every seed)."""

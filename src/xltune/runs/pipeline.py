@@ -152,7 +152,7 @@ def record(ctx: RunContext, fit: Fit, results: list[LanguageResult], facts: dict
         predictions={(r.lang, r.split): r.predictions for r in results} if cfg.eval.save_predictions else {},
         trainable_params=trainable, total_params=total,
         train_seconds=fit.train.seconds if fit.train is not None else 0.0, eval_seconds=eval_seconds, extra=extra,
-        headline_metric=next(iter(results[0].metrics)) if results else "", **variants.describe_variant(cfg),
+        headline_metric=ctx.kind.headline(spec), **variants.describe_variant(cfg),
     )
     store.write_run(rec, replace=force)
     (Path(cfg.output_dir) / ctx.run_id / "resume.pt").unlink(missing_ok=True)  # stored: nothing left to resume
