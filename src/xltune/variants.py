@@ -67,19 +67,19 @@ def _same(a: Any, b: Any) -> bool:
 
 def canonical(cfg) -> dict:
     """The variant of ``cfg`` (an :class:`~xltune.config.ExperimentConfig`) as a canonical mapping."""
-    from .config import ExperimentConfig
     from .methods.base import method_spec
     from .objectives.base import OBJECTIVES, default_objectives
 
+    experiment = type(cfg)  # ExperimentConfig (not imported: config imports this module)
     d = cfg.to_dict()
     for k in EXCLUDED:
         d.pop(k, None)
     for sec, k in EXCLUDED_NESTED:
         d.get(sec, {}).pop(k, None)
-    defaults = {k: v for k, v in field_defaults(ExperimentConfig).items() if k not in ("method", "objectives")}
+    defaults = {k: v for k, v in field_defaults(experiment).items() if k not in ("method", "objectives")}
     out = _prune({k: v for k, v in d.items() if k not in ("method", "objectives")}, defaults)
     method = _prune(d["method"], field_defaults(method_spec(cfg.method.name).settings))
-    if cfg.method.name != field_defaults(ExperimentConfig)["method"]["name"]:
+    if cfg.method.name != field_defaults(experiment)["method"]["name"]:
         method["name"] = cfg.method.name
     if method:
         out["method"] = method

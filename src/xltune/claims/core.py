@@ -8,6 +8,7 @@ config facts, the model's config on the meta device) and returns a :class:`Verdi
 
 from __future__ import annotations
 
+import importlib
 import math
 from collections import defaultdict
 from collections.abc import Callable, Sequence
@@ -67,7 +68,7 @@ class CheckKind:
     reads_models: bool = False  # reads model configs (meta device), not the store
 
 
-CHECKS: Registry[CheckKind] = Registry("claim check")
+CHECKS: Registry[CheckKind] = Registry("claim check", loader=lambda: importlib.import_module("xltune.claims.checks"))
 
 
 def register_check(name: str, reads_models: bool = False, **defaults: Any) -> Callable:
@@ -81,8 +82,6 @@ def register_check(name: str, reads_models: bool = False, **defaults: Any) -> Ca
 # -- loading claims --------------------------------------------------------------------------------------------
 def load_claims(path: str | Path | None = None) -> list[Claim]:
     """Claims from a YAML file (``None``: the packaged ``xltune/resources/claims.yaml``), parameters checked."""
-    from . import checks  # noqa: F401  (registration)
-
     if path is None:
         ref = importlib_resources.files("xltune.resources").joinpath(DEFAULT_CLAIMS)
         text, source = ref.read_text(encoding="utf-8"), f"xltune/resources/{DEFAULT_CLAIMS}"

@@ -11,14 +11,16 @@ import logging
 import os
 from dataclasses import dataclass
 from pathlib import Path
-from typing import Any, Callable
+from typing import TYPE_CHECKING, Any, Callable
 
 import torch
 from torch import nn
 
-from ..config import ModelConfig
 from ..errors import XLTuneError
 from .attention import enable_sdpa
+
+if TYPE_CHECKING:  # annotations only: config imports the methods, which build on this module
+    from ..config import ModelConfig
 
 log = logging.getLogger(__name__)
 
