@@ -60,6 +60,23 @@ def test_xnli_student_distils_from_stored_teacher_on_two_languages(xnli_teacher,
     assert again.skipped
 
 
+def test_distillation_with_verbalizer_heads_runs(tiny_xglm_dir, tmp_path):
+    """Teacher and student both score label words through the LM head (model.head: verbalizer): the one pipeline
+    gives the student the verbalizer head, and the teacher is rebuilt with its own."""
+    data = write_xnli_like(tmp_path / "xnli", n_dev=24, n_test=6)
+    cfg = load_config(None, base_overrides(tiny_xglm_dir, tmp_path) + [
+        "method.name=deep_prompt", "model.head=verbalizer", "task.name=xnli", f"task.data_dir={data}",
+        "train.shots=2"])
+    (teacher,) = run_experiment(cfg, **QUIET)
+    student = load_config(None, ["method.name=prompt", "method.length=2"], base=cfg.to_dict())
+    (res,) = distill(teacher.run_id, [UnlabelledSource("de", split="dev")], student, max_examples=6, **QUIET)
+    assert not res.skipped and res.train.steps == 1 and {r.lang for r in res.results} == set(LANGS)
+    with Store(cfg.store) as s:
+        (run,) = s.runs(objective="kd")
+        assert run["config"]["model"]["head"] == "verbalizer" and run["method"] == "prompt"
+        assert run["extra"]["objective"]["distillation"]["teacher_method"] == "deep_prompt"
+
+
 def test_plain_text_for_a_pair_task_is_a_clear_error(xnli_teacher, tmp_path):
     cfg, teacher_id = xnli_teacher
     text = tmp_path / "de.txt"

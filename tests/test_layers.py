@@ -124,3 +124,19 @@ def test_report_reads_only_the_store(tmp_path, monkeypatch):
     _fill(tmp_path / "r.sqlite")
     paths = build_report(tmp_path / "r.sqlite", tmp_path / "out", n_resamples=20, progress=False)
     assert "## Claims" in paths["markdown"].read_text()
+
+
+def test_one_place_records_a_run_and_one_loop_evaluates_languages():
+    """Every runner's run is recorded by runs.pipeline.record and evaluated by runs.pipeline.evaluate_languages."""
+    builders, loops = [], []
+    for path in SRC.rglob("*.py"):
+        tree = ast.parse(path.read_text(encoding="utf-8"))
+        for node in ast.walk(tree):
+            if isinstance(node, ast.Call) and getattr(node.func, "id", getattr(node.func, "attr", None)) == "RunRecord":
+                builders.append(_module_name(path))
+            calls = {getattr(n.func, "id", getattr(n.func, "attr", "")) for n in ast.walk(node)
+                     if isinstance(n, ast.Call)} if isinstance(node, ast.For) else set()
+            if {"score", "predict"} <= calls:
+                loops.append(_module_name(path))  # a loop that predicts and scores language after language
+    assert builders == ["xltune.runs.pipeline"]
+    assert loops == ["xltune.runs.pipeline"]

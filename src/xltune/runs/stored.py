@@ -24,8 +24,13 @@ class StoredRun:
     pad_id: int
     padding_side: str
     device: Any
+    templates: Any = None  # with a verbalizer head
 
     def encode(self, examples) -> Encoded:
+        if self.templates is not None:
+            from ..models.verbalizer import encode_verbalized
+
+            return encode_verbalized(examples, self.tokenizer, self.templates, self.cfg.model.max_length)
         if self.spec.kind == "token":
             return encode_tokens(examples, self.tokenizer, self.cfg.model.max_length, self.cfg.task.label_alignment)
         return encode_sentences(examples, self.tokenizer, self.cfg.model.max_length)
@@ -99,12 +104,14 @@ def load_stored_run(run_id: str, store_path: str | Path, device: str | torch.dev
     backbone = load_backbone(cfg.model, device=device, frozen=True)
     model = build_model(backbone, cfg.method, spec.kind, len(spec.labels), cfg.model)
     padding_side = (backbone.tokenizer.padding_side if cfg.model.padding_side == "auto" else cfg.model.padding_side)
+    templates = None
     if cfg.model.head == "verbalizer":
         from ..models.verbalizer import verbalizer_model
         from ..templates import load_templates
 
-        model = verbalizer_model(model, backbone, load_templates(spec, cfg.task.template), padding_side)
+        templates = load_templates(spec, cfg.task.template)
+        model = verbalizer_model(model, backbone, templates, padding_side)
     model.load_trainable(load_file(str(ckpt)))
     model.to(device)
     return StoredRun(row["run_id"], cfg, spec, row, model, backbone.tokenizer, backbone.pad_token_id, padding_side,
-                     device)
+                     device, templates)
