@@ -47,14 +47,29 @@ def test_corpus_level_micro_scores():
     assert s["f1"] == pytest.approx(conlleval_counts(gold, pred)["f1"])
 
 
-def test_ill_formed_prediction_is_where_they_differ():
-    # A lone I- opens a chunk for conlleval but is no entity for strict IOB2 (seqeval mode="strict").
+def test_ill_formed_prediction_is_where_the_modes_differ():
+    # A lone I- opens a chunk for conlleval (the default mode) but is no entity for strict IOB2.
     gold, pred = [["B-PER", "I-PER", "O"]], [["O", "I-PER", "O"]]
-    assert conlleval_counts(gold, pred)["fp"] == 1
-    assert span_prf(gold, pred)["fp"] == 0
-    # Repairing the prediction to IOB2 (what our readers do to gold files) makes them agree again.
+    assert conlleval_counts(gold, pred)["fp"] == span_prf(gold, pred)["fp"] == 1
+    assert span_prf(gold, pred, mode="strict")["fp"] == 0
+    # Repairing the prediction to IOB2 (what our readers do to gold files) makes strict agree again.
     fixed = [to_iob2(pred[0])[0]]
-    assert span_prf(gold, fixed)["fp"] == conlleval_counts(gold, fixed)["fp"] == 1
+    assert span_prf(gold, fixed, mode="strict")["fp"] == conlleval_counts(gold, fixed)["fp"] == 1
+
+
+def test_both_modes_equal_seqevals_own_scores_on_ill_formed_tags():
+    from xltune.metrics import seqeval_prf
+
+    rng = np.random.default_rng(1)
+    tags = ["O", "B-PER", "I-PER", "B-LOC", "I-LOC", "I-ORG"]
+    for _ in range(200):
+        gold = [[tags[i] for i in rng.integers(len(tags), size=rng.integers(1, 9))] for _ in range(3)]
+        pred = [[tags[i] for i in rng.integers(len(tags), size=len(g))] for g in gold]
+        for mode in ("conlleval", "strict"):
+            ours, theirs = span_prf(gold, pred, mode), seqeval_prf(gold, pred, mode)
+            assert all(ours[k] == pytest.approx(theirs[k], abs=1e-12) for k in theirs)
+        c = conlleval_counts(gold, pred)
+        assert span_prf(gold, pred)["tp"] == c["tp"] and span_prf(gold, pred)["fp"] == c["fp"]
 
 
 def _corrupt(tags: list[str], rng: np.random.Generator, types: list[str]) -> list[str]:

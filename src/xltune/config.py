@@ -100,6 +100,10 @@ class TrainConfig:
     languages: list[str] = _f(["en"], "source language(s) of the few-shot training examples")
     split: str = _f("train", "split the few-shot pool is drawn from")
     shots: Shots = _f(16, "examples per class (sentence tasks) / mentions per type (NER) / sentences per tag (POS); 'all' takes the whole pool")
+    shot_seed: int | None = _f(None, "seed of the few-shot sample (null: the run's seed, which then drives sampling "
+                                     "and initialisation together). Like seeds, not part of the variant: runs that "
+                                     "differ in it are seeds of one experiment, and the report splits their variance "
+                                     "into shot-set and initialisation parts")
     epochs: int = _f(20, "training epochs")
     max_steps: int = _f(0, "stop after this many optimizer steps (0: no limit)")
     lr: float = _f(1e-2, "peak learning rate (AdamW)")
@@ -140,11 +144,15 @@ class EvalConfig:
     batch_size: int = _f(64, "evaluation batch size (results do not depend on it)")
     max_examples: int = _f(0, "cap on examples per language (0: all); for quick looks, never for reported numbers")
     save_predictions: bool = _f(True, "store per-example predictions (needed for paired bootstrap tests)")
+    ner_mode: str = _f("conlleval", "span F1 for NER: conlleval (seqeval's default mode = conlleval.pl, as XTREME and "
+                                    "P-tuning v2 report) | strict (seqeval strict IOB2: a lone I- is no entity); used "
+                                    "by the headline, dev selection, tables, bootstrap and claims alike")
 
     def __post_init__(self) -> None:
         if isinstance(self.languages, str) and self.languages != "all":
             raise XLTuneError(f"eval.languages must be a list of languages or 'all', got {self.languages!r}")
         _positive("eval.batch_size", self.batch_size)
+        _choice("eval.ner_mode", self.ner_mode, ("conlleval", "strict"))
 
 
 @dataclass

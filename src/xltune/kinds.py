@@ -47,7 +47,8 @@ class TaskKind:
         """The task's primary metric (a registered metric)."""
         raise NotImplementedError
 
-    def score(self, spec, examples: Sequence, preds: list, lang: str, split: str) -> LanguageResult:
+    def score(self, spec, examples: Sequence, preds: list, lang: str, split: str, ner_mode: str = "conlleval"
+              ) -> LanguageResult:
         raise NotImplementedError
 
 
@@ -62,7 +63,8 @@ class SequenceKind(TaskKind):
     def headline(self, spec) -> str:
         return "accuracy"
 
-    def score(self, spec, examples: Sequence[SentenceExample], preds: list, lang: str, split: str) -> LanguageResult:
+    def score(self, spec, examples: Sequence[SentenceExample], preds: list, lang: str, split: str,
+              ner_mode: str = "conlleval") -> LanguageResult:
         labels = spec.labels
         gold = [e.label for e in examples]
         rows = [(e.index, labels[g], labels[p]) for e, g, p in zip(examples, gold, preds)]
@@ -81,12 +83,13 @@ class TokenKind(TaskKind):
     def headline(self, spec) -> str:
         return "f1" if spec.metric == "span_f1" else "accuracy"
 
-    def score(self, spec, examples: Sequence[TokenExample], preds: list, lang: str, split: str) -> LanguageResult:
+    def score(self, spec, examples: Sequence[TokenExample], preds: list, lang: str, split: str,
+              ner_mode: str = "conlleval") -> LanguageResult:
         labels = spec.labels
         gold_tags = [[labels[t] for t in e.tags] for e in examples]
         pred_tags = [["O" if t == NO_SUBWORD else labels[t] for t in p] for p in preds]
         if spec.metric == "span_f1":
-            prf = span_prf(gold_tags, pred_tags)
+            prf = span_prf(gold_tags, pred_tags, ner_mode)
             metrics = {"f1": prf["f1"], "precision": prf["precision"], "recall": prf["recall"]}
         else:
             flat_g = [t for s in gold_tags for t in s]
@@ -108,6 +111,7 @@ def task_kind(spec) -> TaskKind:
     return kind
 
 
-def score(spec, examples: Sequence, preds: list, lang: str, split: str) -> LanguageResult:
-    """The metrics of one language (headline first)."""
-    return task_kind(spec).score(spec, examples, preds, lang, split)
+def score(spec, examples: Sequence, preds: list, lang: str, split: str, ner_mode: str = "conlleval"
+          ) -> LanguageResult:
+    """The metrics of one language (headline first); span F1 under ``ner_mode`` (xltune.metrics)."""
+    return task_kind(spec).score(spec, examples, preds, lang, split, ner_mode)

@@ -1,9 +1,17 @@
-"""Metrics: accuracy (sentence tasks, POS) and span precision/recall/F1 (NER).
+"""Metrics: accuracy (sentence tasks, POS) and span precision/recall/F1 (NER), with a registry of metrics.
 
-Span scores come from seqeval in strict IOB2 mode (an entity is a B- followed by its I-s; a lone I- is no entity).
-``conlleval_counts`` is an independent reimplementation of the CoNLL shared tasks' ``conlleval.pl`` chunk counting,
-kept to check seqeval against the reference script's numbers. The two agree on well-formed IOB2 sequences; on
-ill-formed predictions (an I- with no opening B-) conlleval counts a chunk and strict seqeval does not.
+Span scores come from seqeval, in one of two modes (``eval.ner_mode``), used by *every* consumer -- the headline,
+dev selection, tables, the bootstrap and the claims -- through :func:`span_counts`:
+
+* ``conlleval`` (default): seqeval's default mode, which counts chunks as the CoNLL shared tasks' ``conlleval.pl``
+  does (an I- after O or after another type opens a chunk). It is what XTREME (``run_tag.py``) and P-tuning v2
+  report. Gold and predictions are read by the same rule; the readers' IOB2 repair of gold (a lone I- read as B-)
+  changes nothing under it.
+* ``strict``: seqeval's strict IOB2 mode (an entity is a B- followed by its I-s; a lone I- is no entity). Gold is
+  scored as read (after the readers' repair, which each file's warning reports), predictions as produced.
+
+``conlleval_counts`` is an independent reimplementation of ``conlleval.pl``'s chunk counting, kept to check the
+default mode against the reference script's numbers (they agree, tested on real and random ill-formed tags).
 """
 
 from __future__ import annotations
@@ -12,6 +20,7 @@ from collections.abc import Sequence
 from dataclasses import dataclass
 
 from seqeval.metrics import f1_score, precision_score, recall_score
+from seqeval.metrics.sequence_labeling import get_entities
 from seqeval.scheme import IOB2, Entities
 
 from .registry import Registry
@@ -49,17 +58,52 @@ def token_accuracy(gold_seqs: Sequence[Sequence], pred_seqs: Sequence[Sequence])
     return accuracy([t for s in gold_seqs for t in s], [t for s in pred_seqs for t in s])
 
 
-def span_prf(gold_seqs: Sequence[Sequence[str]], pred_seqs: Sequence[Sequence[str]]) -> dict[str, float | int]:
-    """Micro span precision/recall/F1 (seqeval, strict IOB2) and the tp/fp/fn counts behind them."""
+NER_MODES = ("conlleval", "strict")
+
+
+def sentence_entities(tags: Sequence[str], mode: str = "conlleval") -> set[tuple]:
+    """The entities of one sentence as (type, start, end) under ``mode`` (seqeval's own chunkers)."""
+    if mode == "conlleval":
+        return set(get_entities(list(tags)))
+    if mode == "strict":
+        return {(e.tag, e.start, e.end) for e in Entities([list(tags)], IOB2).entities[0]}
+    raise ValueError(f"ner mode must be one of {NER_MODES}, got {mode!r}")
+
+
+def span_counts(gold_seqs: Sequence[Sequence[str]], pred_seqs: Sequence[Sequence[str]], mode: str = "conlleval"
+                ) -> list[tuple[int, int, int]]:
+    """(tp, fp, fn) per sentence: the sufficient statistics every span score is computed from (the corpus micro
+    F1 is the F1 of their sums; the bootstrap resamples them)."""
     gold, pred = _lists(gold_seqs, pred_seqs)
-    kw = dict(average="micro", mode="strict", scheme=IOB2, zero_division=0)
-    p, r, f = precision_score(gold, pred, **kw), recall_score(gold, pred, **kw), f1_score(gold, pred, **kw)
-    true_ents = Entities(gold, IOB2).entities
-    pred_ents = Entities(pred, IOB2).entities
-    tp = sum(len(set(t) & set(q)) for t, q in zip(true_ents, pred_ents))
-    n_true = sum(len(t) for t in true_ents)
-    n_pred = sum(len(q) for q in pred_ents)
-    return {"precision": float(p), "recall": float(r), "f1": float(f), "tp": tp, "fp": n_pred - tp, "fn": n_true - tp}
+    out = []
+    for g, p in zip(gold, pred):
+        ge, pe = sentence_entities(g, mode), sentence_entities(p, mode)
+        tp = len(ge & pe)
+        out.append((tp, len(pe) - tp, len(ge) - tp))
+    return out
+
+
+def prf_from_counts(tp: int, fp: int, fn: int) -> dict[str, float | int]:
+    p = tp / (tp + fp) if tp + fp else 0.0
+    r = tp / (tp + fn) if tp + fn else 0.0
+    f = 2 * tp / (2 * tp + fp + fn) if tp else 0.0
+    return {"precision": p, "recall": r, "f1": f, "tp": tp, "fp": fp, "fn": fn}
+
+
+def span_prf(gold_seqs: Sequence[Sequence[str]], pred_seqs: Sequence[Sequence[str]], mode: str = "conlleval"
+             ) -> dict[str, float | int]:
+    """Micro span precision/recall/F1 and the tp/fp/fn counts behind them (``mode``: conlleval | strict)."""
+    counts = span_counts(gold_seqs, pred_seqs, mode)
+    return prf_from_counts(*(sum(c[i] for c in counts) for i in range(3)))
+
+
+def seqeval_prf(gold_seqs: Sequence[Sequence[str]], pred_seqs: Sequence[Sequence[str]], mode: str = "conlleval"
+                ) -> dict[str, float]:
+    """seqeval's own corpus-level scores (for checking :func:`span_prf`)."""
+    gold, pred = _lists(gold_seqs, pred_seqs)
+    kw = dict(average="micro", zero_division=0) | ({"mode": "strict", "scheme": IOB2} if mode == "strict" else {})
+    return {"precision": float(precision_score(gold, pred, **kw)), "recall": float(recall_score(gold, pred, **kw)),
+            "f1": float(f1_score(gold, pred, **kw))}
 
 
 # -- conlleval.pl ------------------------------------------------------------------------------------------------

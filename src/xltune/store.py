@@ -12,7 +12,8 @@ Schema version 2 (``PRAGMA user_version``; analysis code reads it with plain SQL
   trainable_params, total_params, train_seconds, eval_seconds, extra_json (method-specific facts), variant (id of
   the configuration: runs of one variant are seeds of one experiment), variant_label, run_key (hash of variant and
   seed; equals run_id for runs written since version 2), config_schema, headline_metric (the task's primary
-  metric).
+  metric), ner_mode (span-F1 tasks: conlleval | strict; runs of xltune 0.1 were strict), shot_seed (the seed of the
+  shot sample; the run's seed unless train.shot_seed says otherwise).
 - ``metrics``: run_id, lang, split, metric ("accuracy", "f1", "precision", "recall"), value (0..1), n (examples).
 - ``predictions``: run_id, lang, split, idx (example index in its file), gold, pred (label names; for token
   tasks JSON lists of tag names).
@@ -72,10 +73,11 @@ CREATE INDEX IF NOT EXISTS metrics_by_lang ON metrics(lang, split, metric);
 STORE_VERSION = 2
 # columns added in version 2, filled for older runs by _migrate (from each run's stored config)
 V2_COLUMNS = (("variant", "TEXT"), ("variant_label", "TEXT"), ("run_key", "TEXT"), ("config_schema", "INTEGER"),
-              ("headline_metric", "TEXT"))
+              ("headline_metric", "TEXT"), ("ner_mode", "TEXT"), ("shot_seed", "INTEGER"))
 RUN_COLUMNS = ("run_id", "created", "seed", "task", "method", "objective", "model", "shots", "source_langs",
                "config_json", "manifest_json", "env_json", "trainable_params", "total_params", "train_seconds",
-               "eval_seconds", "extra_json", "variant", "variant_label", "run_key", "config_schema", "headline_metric")
+               "eval_seconds", "extra_json", "variant", "variant_label", "run_key", "config_schema", "headline_metric",
+               "ner_mode", "shot_seed")
 
 
 @dataclass
@@ -112,6 +114,8 @@ class RunRecord:
     variant_label: str = ""
     config_schema: int = 0
     headline_metric: str = ""
+    ner_mode: str = ""  # span-F1 tasks: how the stored F1 counts entities (conlleval | strict)
+    shot_seed: int | None = None  # the seed of the shot sample (None: the run's seed)
 
 
 class Store:
@@ -190,7 +194,8 @@ class Store:
                         _dumps(rec.env), rec.trainable_params, rec.total_params, rec.train_seconds,
                         rec.eval_seconds, _dumps(rec.extra), rec.variant or _fallback_variant(rec),
                         rec.variant_label or (rec.method if rec.objective == "none" else f"{rec.method}+{rec.objective}"),
-                        rec.run_id, rec.config_schema, rec.headline_metric,
+                        rec.run_id, rec.config_schema, rec.headline_metric, rec.ner_mode,
+                        rec.seed if rec.shot_seed is None else rec.shot_seed,
                     ),
                 )
                 self.conn.executemany(
@@ -267,8 +272,8 @@ def _migrate(conn: sqlite3.Connection) -> None:
         with quiet_notes():
             for run_id, seed, objective, config_json, extra_json in rows:
                 conn.execute("UPDATE runs SET variant=?, variant_label=?, run_key=?, config_schema=?, objective=?, "
-                             "headline_metric=? WHERE run_id=?",
-                             (*_identity(run_id, seed, objective, config_json, extra_json, conn), run_id))
+                             "headline_metric=?, ner_mode=?, shot_seed=? WHERE run_id=?",
+                             (*_identity(run_id, seed, objective, config_json, extra_json, conn), seed, run_id))
         conn.execute("CREATE INDEX IF NOT EXISTS runs_by_key ON runs(run_key)")
         conn.execute(f"PRAGMA user_version={STORE_VERSION}")
         conn.execute("COMMIT")
@@ -278,9 +283,11 @@ def _migrate(conn: sqlite3.Connection) -> None:
 
 
 def _identity(run_id: str, seed: int, objective: str, config_json: str, extra_json: str, conn) -> tuple:
-    """(variant, label, run_key, config_schema, objective tag, headline metric) of a run stored by an older
-    version. Distillation runs kept their teacher in ``extra``: it becomes their distillation objective, as it is
-    declared today. A config that no longer loads keeps a variant of its own, named by its hash."""
+    """(variant, label, run_key, config_schema, objective tag, headline metric, ner mode) of a run stored by an
+    older version. Distillation runs kept their teacher in ``extra``: it becomes their distillation objective, as
+    it is declared today. Span F1 was strict IOB2 then: such runs are strict-mode variants (a rerun today scores
+    conlleval's way, so it is a new variant). A config that no longer loads keeps a variant of its own, named by its
+    hash."""
     import hashlib
 
     from . import variants
@@ -289,7 +296,11 @@ def _identity(run_id: str, seed: int, objective: str, config_json: str, extra_js
     config, extra = json.loads(config_json), json.loads(extra_json or "{}")
     metrics = {r[0] for r in conn.execute("SELECT DISTINCT metric FROM metrics WHERE run_id=?", (run_id,))}
     headline = "f1" if "f1" in metrics else "accuracy"
+    ner_mode = "strict" if headline == "f1" else ""
     try:
+        if ner_mode:
+            config = dict(config)
+            config["eval"] = {**(config.get("eval") or {}), "ner_mode": "strict"}
         if objective == "kd" and isinstance(extra.get("kd"), dict):
             config = dict(config)
             config.pop("objective", None)
@@ -308,10 +319,10 @@ def _identity(run_id: str, seed: int, objective: str, config_json: str, extra_js
                                      "max_examples": _kd_cap(run_id, seed, json.loads(config_json), kd)}]
         cfg = ExperimentConfig.from_dict(config, f"run {run_id}")
         return (variants.variant_id(cfg), variants.label(cfg), cfg.run_key(seed), variants.SCHEMA_VERSION,
-                cfg.objective_tag, headline)
+                cfg.objective_tag, headline, ner_mode)
     except Exception as e:  # noqa: BLE001 - an unreadable old config must not block opening the store
         vid = "unread-" + hashlib.sha256(config_json.encode()).hexdigest()[:8]
-        return vid, f"{objective} (config not readable: {str(e)[:60]})", run_id, 1, objective, headline
+        return vid, f"{objective} (config not readable: {str(e)[:60]})", run_id, 1, objective, headline, ner_mode
 
 
 def _kd_cap(run_id: str, seed: int, student: dict, kd: dict) -> int:

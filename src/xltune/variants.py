@@ -21,7 +21,7 @@ from typing import Any
 SCHEMA_VERSION = 2  # 1: xltune 0.1 (a flat method section, one objective section); 2: method specs, objectives list
 # not part of a variant: they do not change what a run computes
 EXCLUDED = ("seeds", "store", "output_dir", "save_checkpoint", "name")
-EXCLUDED_NESTED = (("eval", "batch_size"),)
+EXCLUDED_NESTED = (("eval", "batch_size"), ("train", "shot_seed"))  # shot_seed: like seeds, in the run key
 # shown in their own table columns (task, model, shots), so left out of labels
 SETTING_KEYS = {("model", "name_or_path"), ("train", "shots"), ("train", "languages"), ("train", "split"),
                 ("eval", "split"), ("eval", "languages")}
@@ -98,8 +98,12 @@ def variant_id(cfg) -> str:
 
 
 def run_key(cfg, seed: int) -> str:
-    """The id of one run: hash of (variant, seed)."""
-    return _hash({"variant": canonical(cfg), "seed": int(seed)}, 16)
+    """The id of one run: hash of (variant, seed), and of the shot seed when it is not the run's seed."""
+    key = {"variant": canonical(cfg), "seed": int(seed)}
+    shot_seed = cfg.train.shot_seed
+    if shot_seed is not None and int(shot_seed) != int(seed):
+        key["shot_seed"] = int(shot_seed)
+    return _hash(key, 16)
 
 
 def _fmt(v: Any) -> str:

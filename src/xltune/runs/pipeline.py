@@ -117,7 +117,7 @@ def evaluate_languages(ctx: RunContext, runner) -> tuple[list[LanguageResult], d
                 facts[lang] = fact
         else:
             preds = ctx.predict(enc)
-        results.append(score(spec, prep.test[lang], preds, lang, cfg.eval.split))
+        results.append(score(spec, prep.test[lang], preds, lang, cfg.eval.split, cfg.eval.ner_mode))
     if truncated:
         ctx.log(f"   note: {truncated} evaluation example(s) truncated to {cfg.model.max_length} tokens")
     if windowed:
@@ -152,7 +152,9 @@ def record(ctx: RunContext, fit: Fit, results: list[LanguageResult], facts: dict
         predictions={(r.lang, r.split): r.predictions for r in results} if cfg.eval.save_predictions else {},
         trainable_params=trainable, total_params=total,
         train_seconds=fit.train.seconds if fit.train is not None else 0.0, eval_seconds=eval_seconds, extra=extra,
-        headline_metric=ctx.kind.headline(spec), **variants.describe_variant(cfg),
+        headline_metric=ctx.kind.headline(spec), ner_mode=cfg.eval.ner_mode if spec.metric == "span_f1" else "",
+        shot_seed=ctx.seed if cfg.train.shot_seed is None else cfg.train.shot_seed,
+        **variants.describe_variant(cfg),
     )
     store.write_run(rec, replace=force)
     (Path(cfg.output_dir) / ctx.run_id / "resume.pt").unlink(missing_ok=True)  # stored: nothing left to resume

@@ -66,21 +66,39 @@ class Runner:
 RUNNERS: Registry[Runner] = Registry("runner")
 
 
+def shot_seed_of(cfg, seed: int) -> int:
+    return seed if cfg.train.shot_seed is None else int(cfg.train.shot_seed)
+
+
+def language_seed(shot_seed: int, lang: str, position: int) -> int:
+    """The sampling seed of the ``position``-th source language: the shot seed for the first, a seed derived from
+    (shot seed, language) for the others, so each language draws its own sample (the same seed on parallel pools
+    would pick the same lines: translations of each other)."""
+    if position == 0:
+        return shot_seed
+    import zlib
+
+    return int(shot_seed) * 1_000_003 + zlib.crc32(lang.encode())
+
+
 def draw_shots(prep: Prepared, seed: int) -> tuple[list, dict]:
-    """K per class from each source language's pool (seeded; none for K = 0, or when no objective trains on
-    shots, e.g. distillation alone) and the manifest of what was drawn."""
+    """K per class from each source language's pool (seeded by the shot seed, each language its own sample; none
+    for K = 0, or when no objective trains on shots, e.g. distillation alone) and the manifest of what was drawn."""
     from ..objectives.base import OBJECTIVES
 
     cfg, spec = prep.cfg, prep.spec
+    shot_seed = shot_seed_of(cfg, seed)
     shots, manifest = [], {"seed": seed, "shots": cfg.train.shots, "languages": {}}
+    if shot_seed != seed:
+        manifest["shot_seed"] = shot_seed
     if cfg.train.shots == 0:
         return shots, manifest
     if not any(OBJECTIVES.get(o.name).objective.uses_shots for o in cfg.objectives):
         manifest["shots"] = 0
         manifest["note"] = "no objective trains on shots: " + ", ".join(o.name for o in cfg.objectives)
         return shots, manifest
-    for lang in prep.sources:
-        chosen, man = sample_shots(prep.pool[lang], spec, cfg.train.shots, seed)
+    for i, lang in enumerate(prep.sources):
+        chosen, man = sample_shots(prep.pool[lang], spec, cfg.train.shots, language_seed(shot_seed, lang, i))
         shots.extend(chosen)
         manifest["languages"][lang] = man
     return shots, manifest
@@ -114,7 +132,8 @@ class TrainRunner(Runner):
         dev_score = None
         if dev_sets:
             def dev_score() -> float:
-                vals = [score(spec, exs, ctx.predict(enc), "dev", "dev").headline for exs, enc in dev_sets]
+                vals = [score(spec, exs, ctx.predict(enc), "dev", "dev", cfg.eval.ner_mode).headline
+                        for exs, enc in dev_sets]
                 return float(np.mean(vals))
         elif cfg.train.dev.policy == "source":
             log("   no dev examples left for model selection (all dev examples are training shots): using the last "
