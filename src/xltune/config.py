@@ -70,7 +70,9 @@ class TaskConfig:
     token_column: int | None = _f(None, "CoNLL: 0-based column of the word")
     tag_column: int | None = _f(None, "CoNLL: 0-based column of the tag (-1: last)")
     separator: str | None = _f(None, "CoNLL: column separator (default: any whitespace)")
-    label_alignment: str = _f("first", "tagging: label the first sub-word of each word (first) or all sub-words (all)")
+    label_alignment: str = _f("auto", "tagging: the sub-word of each word that carries its label and prediction: auto "
+                                      "(last for decoders, which see a word whole only at its last piece; first for "
+                                      "encoders) | first | last | all (every sub-word trains; read at the first)")
     template: str | None = _f(None, "verbalizer / in_context: a template YAML file or a shipped name (null: the task's own, e.g. xnli = the lm-evaluation-harness prompt)")
 
 

@@ -14,7 +14,7 @@ from contextlib import nullcontext
 import numpy as np
 import torch
 
-from .data.encode import Encoded, collate, eval_batches
+from .data.encode import Encoded, collate, eval_batches, labelled_positions, model_inputs
 from .kinds import NO_SUBWORD, LanguageResult, score
 
 __all__ = ["LanguageResult", "NO_SUBWORD", "format_table", "predict", "predict_sharded", "score",
@@ -42,7 +42,7 @@ def predict(model, encoded: Encoded, *, batch_size: int, pad_id: int, padding_si
     for batch_idx in eval_batches(lengths, batch_size, max_tokens):
         batch = collate([feats[i] for i in batch_idx], pad_id, padding_side, token_task)
         with ctx:
-            out = model(input_ids=batch["input_ids"].to(device), attention_mask=batch["attention_mask"].to(device))
+            out = model(**model_inputs(batch, device))
         pred = out.logits.float().argmax(-1).cpu()
         for r, i in enumerate(batch_idx):
             if token_task:
@@ -57,7 +57,7 @@ def predict(model, encoded: Encoded, *, batch_size: int, pad_id: int, padding_si
         for f, p in zip(feats, feat_preds):
             out_preds[f.example] = p
         return out_preds
-    return words_from_subwords(feats, feat_preds, encoded.n_words)
+    return words_from_subwords(feats, feat_preds, encoded.n_words, encoded.read_at)
 
 
 
@@ -72,27 +72,26 @@ def predict_sharded(model: torch.nn.Module, enc: Encoded, state, **kw) -> list:
     from accelerate.utils import gather_object
 
     n, rank = state.num_processes, state.process_index
-    mine = Encoded([f for f in enc.features if f.example % n == rank], enc.n_examples, n_words=enc.n_words)
+    mine = Encoded([f for f in enc.features if f.example % n == rank], enc.n_examples, n_words=enc.n_words,
+                   read_at=enc.read_at)
     preds = predict(model, mine, **kw)
     merged: list = [None] * enc.n_examples
     for i, p in gather_object([(i, p) for i, p in enumerate(preds) if i % n == rank]):
         merged[i] = p
     return merged
 
-def words_from_subwords(features, subword_preds: list, n_words: Sequence[int]) -> list[list[int]]:
-    """Word-level predictions from per-sub-word ones: a word's prediction is read at its first sub-word, and the
-    windows of a long sentence are stitched back by word index. ``subword_preds[i]`` covers the unpadded positions
-    of ``features[i]`` (special tokens included); ``n_words[e]`` is example e's word count. Words without any
-    sub-word get NO_SUBWORD (scored as 'O')."""
+def words_from_subwords(features, subword_preds: list, n_words: Sequence[int], read_at: str = "first"
+                        ) -> list[list[int]]:
+    """Word-level predictions from per-sub-word ones: a word's prediction is read at its first (or last) sub-word,
+    the one that carried its label in training, and the windows of a long sentence are stitched back by word index.
+    ``subword_preds[i]`` covers the unpadded positions of ``features[i]`` (special tokens included); ``n_words[e]``
+    is example e's word count. Words without any sub-word get NO_SUBWORD (scored as 'O')."""
     words = [[NO_SUBWORD] * n for n in n_words]
     for f, p in zip(features, subword_preds):
         if p is None:
             continue
-        prev = None
-        for pos, w in enumerate(f.word_ids):
-            if w is not None and w != prev:
-                words[f.example][w] = p[pos]
-            prev = w
+        for pos in sorted(labelled_positions(f.word_ids, read_at)):
+            words[f.example][f.word_ids[pos]] = p[pos]
     return words
 
 

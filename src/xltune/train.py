@@ -30,7 +30,7 @@ from tqdm.auto import tqdm
 from transformers import get_linear_schedule_with_warmup
 
 from .config import TrainConfig
-from .data.encode import IGNORE, Encoded, collate, train_batches
+from .data.encode import IGNORE, Encoded, collate, model_inputs, train_batches
 
 
 
@@ -212,7 +212,7 @@ def train(
                         batch = collate([data.features[i] for i in part], pad_id, padding_side, token_task)
                         batch = {k: v.to(device) for k, v in batch.items()}
                         with acc.autocast():
-                            out = ddp_model(input_ids=batch["input_ids"], attention_mask=batch["attention_mask"])
+                            out = ddp_model(**model_inputs(batch))
                             value = loss_fn(model, out, batch, part, label_scale=world / count,
                                             batch_scale=len(part) * world / len(batch_pos))
                     acc.backward(value)

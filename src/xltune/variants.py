@@ -76,6 +76,8 @@ def canonical(cfg) -> dict:
         d.pop(k, None)
     for sec, k in EXCLUDED_NESTED:
         d.get(sec, {}).pop(k, None)
+    if not _token_task(cfg):  # where sub-word labels sit is meaningless for sentence tasks
+        d["task"].pop("label_alignment", None)
     defaults = {k: v for k, v in field_defaults(experiment).items() if k not in ("method", "objectives")}
     out = _prune({k: v for k, v in d.items() if k not in ("method", "objectives")}, defaults)
     method = _prune(d["method"], field_defaults(method_spec(cfg.method.name).settings))
@@ -87,6 +89,17 @@ def canonical(cfg) -> dict:
         out["objectives"] = [{"name": o["name"], **_prune(o, field_defaults(OBJECTIVES.get(o["name"]).settings))}
                              for o in d["objectives"]]
     return {"schema": SCHEMA_VERSION, **out}
+
+
+def _token_task(cfg) -> bool:
+    from .data.tasks import resolve_task
+    from .errors import XLTuneError, quiet_notes
+
+    try:
+        with quiet_notes():
+            return resolve_task(cfg.task).kind == "token"
+    except XLTuneError:
+        return True  # a task that does not resolve keeps every field
 
 
 def _hash(obj: Any, n: int) -> str:

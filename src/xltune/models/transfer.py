@@ -99,6 +99,8 @@ class TransferModel(TrainableParams, nn.Module):
         self.max_positions = backbone.max_positions
         self.task_kind = task_kind
         self.pooling = pooling if pooling != "auto" else ("last" if backbone.is_decoder else "mean")
+        # segment ids reach encoders that learned more than one segment embedding (BERT-style, e.g. mBERT)
+        self.uses_segments = not backbone.is_decoder and getattr(backbone.model.config, "type_vocab_size", 1) > 1
         self.deep_prompt = deep_prompt
         self.soft_prompt = soft_prompt
         # deep prompts: input positions start after the prefix (peft / P-tuning v2), or at 0 as in pretraining
@@ -115,11 +117,17 @@ class TransferModel(TrainableParams, nn.Module):
                     p.to(device)
 
     # -- forward ---------------------------------------------------------------------------------------------------
-    def forward(self, input_ids: torch.Tensor, attention_mask: torch.Tensor | None = None) -> TransferOutput:
+    def forward(self, input_ids: torch.Tensor, attention_mask: torch.Tensor | None = None,
+                token_type_ids: torch.Tensor | None = None) -> TransferOutput:
         device = self.head.linear.weight.device
         input_ids = input_ids.to(device)
         mask = (torch.ones_like(input_ids) if attention_mask is None else attention_mask.to(device)).long()
         kwargs: dict = {"use_cache": False}
+        if token_type_ids is not None and self.uses_segments:
+            types = token_type_ids.to(device)
+            if self.soft_prompt is not None:  # the soft tokens take segment 0
+                types = torch.cat([types.new_zeros(types.shape[0], self.soft_prompt.length), types], dim=1)
+            kwargs["token_type_ids"] = types
         query_mask, soft = mask, 0
         if self.soft_prompt is not None:
             embeds = self.backbone.get_input_embeddings()(input_ids)

@@ -122,7 +122,9 @@ class Distillation(Objective):
 
     def on_encoded(self, encoded) -> None:
         """Teacher targets per training feature: ``[C]``, or ``[L, C]`` with the word's logits on the student's
-        first sub-word of each word and NaN elsewhere (masked out); None for features of other examples."""
+        labelled sub-word of each word (first or last) and NaN elsewhere (masked out); None for other examples."""
+        from ..data.encode import labelled_positions
+
         first = self.examples.start
         self.targets: list[torch.Tensor | None] = []
         for f in encoded.features:
@@ -134,11 +136,9 @@ class Distillation(Objective):
                 self.targets.append(t)
                 continue
             rows = torch.full((len(f.input_ids), self.num_labels), float("nan"))
-            prev = None
-            for pos, w in enumerate(f.word_ids):
-                if w is not None and w != prev and w < t.shape[0]:
-                    rows[pos] = t[w]
-                prev = w
+            for pos in labelled_positions(f.word_ids, encoded.read_at):  # where the student's labels sit
+                if f.word_ids[pos] < t.shape[0]:
+                    rows[pos] = t[f.word_ids[pos]]
             self.targets.append(rows)
 
     def loss(self, step: Step) -> torch.Tensor | None:

@@ -18,7 +18,7 @@ from dataclasses import dataclass, field
 import torch
 
 from ..alignment import argmax_align, embed_words, project_tags
-from ..data.encode import IGNORE, Encoded, collate
+from ..data.encode import IGNORE, Encoded, collate, model_inputs
 from ..data.parallel import aligned_translations, read_parallel_tsv
 from ..data.records import Example, SentenceExample, TokenExample
 from ..errors import XLTuneError, where
@@ -103,7 +103,7 @@ class Translations:
             return None
         tbatch = collate([self.encoded.features[k] for k in tfeats], self.pad_id, self.padding_side, self.token_task)
         tbatch = {k: v.to(device) for k, v in tbatch.items()}
-        tout = model(input_ids=tbatch["input_ids"], attention_mask=tbatch["attention_mask"])
+        tout = model(**model_inputs(tbatch))
         return rows, tout, tbatch
 
     def state_dict(self) -> dict:

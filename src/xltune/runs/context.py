@@ -11,7 +11,7 @@ from __future__ import annotations
 from dataclasses import dataclass, field
 from typing import Any
 
-from ..data.encode import Encoded
+from ..data.encode import Encoded, resolve_alignment
 from ..errors import XLTuneError
 from ..evaluate import predict_sharded
 from ..methods.base import MethodSpec, build_model, method_spec
@@ -81,7 +81,8 @@ class RunContext:
             from ..models.verbalizer import encode_verbalized
 
             return encode_verbalized(examples, self.tokenizer, self.templates, cfg.model.max_length)
-        return self.kind.encode(examples, self.tokenizer, cfg.model.max_length, cfg.task.label_alignment)
+        return self.kind.encode(examples, self.tokenizer, cfg.model.max_length,
+                                resolve_alignment(cfg.task.label_alignment, self.backbone.is_decoder))
 
     def encode_test(self, lang: str) -> Encoded:
         """A target language's evaluation set, encoded once per experiment (the tokenizer is the same every seed)."""

@@ -8,7 +8,8 @@ from typing import Any
 
 import torch
 
-from ..data.encode import Encoded, collate, encode_sentences, encode_tokens, eval_batches
+from ..data.encode import (Encoded, collate, encode_sentences, encode_tokens, eval_batches, labelled_positions,
+                           model_inputs, resolve_alignment)
 from ..errors import XLTuneError
 from ..store import Store
 
@@ -25,6 +26,7 @@ class StoredRun:
     padding_side: str
     device: Any
     templates: Any = None  # with a verbalizer head
+    is_decoder: bool = False
 
     def encode(self, examples) -> Encoded:
         if self.templates is not None:
@@ -32,13 +34,15 @@ class StoredRun:
 
             return encode_verbalized(examples, self.tokenizer, self.templates, self.cfg.model.max_length)
         if self.spec.kind == "token":
-            return encode_tokens(examples, self.tokenizer, self.cfg.model.max_length, self.cfg.task.label_alignment)
+            return encode_tokens(examples, self.tokenizer, self.cfg.model.max_length,
+                                 resolve_alignment(self.cfg.task.label_alignment, self.is_decoder))
         return encode_sentences(examples, self.tokenizer, self.cfg.model.max_length)
 
     @torch.no_grad()
     def logits(self, examples, per_word: bool = False, batch_size: int = 64) -> list[torch.Tensor]:
-        """Per example: the logits ``[C]`` (sequence tasks) or ``[W, C]`` per *word*, read at each word's first
-        sub-word with long sentences' windows stitched by word index (``per_word``), float32 on the CPU."""
+        """Per example: the logits ``[C]`` (sequence tasks) or ``[W, C]`` per *word*, read at the sub-word that
+        carries each word's label (first or last, as the run was trained) with long sentences' windows stitched by
+        word index (``per_word``), float32 on the CPU."""
         from ..train import autocast_dtype
 
         encoded = self.encode(examples)
@@ -51,7 +55,7 @@ class StoredRun:
         with ctx:
             for idx in eval_batches(encoded.lengths(), batch_size):
                 batch = collate([feats[i] for i in idx], self.pad_id, self.padding_side, token_task)
-                out = self.model(batch["input_ids"].to(self.device), batch["attention_mask"].to(self.device))
+                out = self.model(**model_inputs(batch, self.device))
                 logits = out.logits.float().cpu()
                 for r, i in enumerate(idx):
                     per_feat[i] = logits[r][batch["attention_mask"][r].bool()] if token_task else logits[r]
@@ -64,11 +68,8 @@ class StoredRun:
             raise XLTuneError("token-task logits are per word (per_word=True)")
         words: list[dict[int, torch.Tensor]] = [dict() for _ in range(encoded.n_examples)]
         for f, t in zip(feats, per_feat):
-            prev = None
-            for pos, w in enumerate(f.word_ids):
-                if w is not None and w != prev:
-                    words[f.example][w] = t[pos]
-                prev = w
+            for pos in labelled_positions(f.word_ids, encoded.read_at):
+                words[f.example][f.word_ids[pos]] = t[pos]
         return [torch.stack([d[k] for k in sorted(d)]) if d else torch.zeros(0) for d in words]
 
 
@@ -114,4 +115,4 @@ def load_stored_run(run_id: str, store_path: str | Path, device: str | torch.dev
     model.load_trainable(load_file(str(ckpt)))
     model.to(device)
     return StoredRun(row["run_id"], cfg, spec, row, model, backbone.tokenizer, backbone.pad_token_id, padding_side,
-                     device, templates)
+                     device, templates, backbone.is_decoder)
