@@ -78,6 +78,17 @@ def test_tcl_without_translations_is_a_clear_error(tiny_xglm_dir, xnli_dir, tmp_
         run_experiment(cfg, **QUIET)
 
 
+def test_token_task_translations_need_a_declared_parallel_source(tiny_xlmr_dir, tmp_path):
+    """PAN-X files are not translations of each other: line-aligned 'translations' of them are refused."""
+    data = write_ner_like(tmp_path / "panx")
+    cfg = load_config(None, [
+        f"model.name_or_path={tiny_xlmr_dir}", "task.name=panx", f"task.data_dir={data}", "task.languages=[en, de]",
+        "train.split=dev", "train.shots=2", "train.epochs=1", "eval.split=test", f"store={tmp_path / 'r.sqlite'}",
+        "objectives=[{name: cross_entropy}, {name: projected_cross_entropy}]", "train.translations.languages=[de]"])
+    with pytest.raises(XLTuneError, match="task panx declares no parallel split.*parallel_file"):
+        run_experiment(cfg, **QUIET)
+
+
 def test_the_older_objective_section_still_works(tiny_xglm_dir, xnli_dir, tmp_path, capsys):
     """Configs of xltune 0.1 had one objective section of weights: same objectives, same run key, a note."""
     old = load_config(None, [f"model.name_or_path={tiny_xglm_dir}", "objective.translation_contrast=0.5",
@@ -163,6 +174,7 @@ def test_ner_with_projected_labels_completes(tiny_xlmr_dir, tmp_path):
     cfg = load_config(None, [
         f"model.name_or_path={tiny_xlmr_dir}", "method.name=deep_prompt", "method.prefix_length=4",
         "task.name=panx", f"task.data_dir={data}", "task.languages=[en, de]",
+        "task.parallel_splits=[dev, test]",  # these files are line-aligned by construction; real PAN-X files are not
         "train.split=dev", "train.shots=2", "train.epochs=2", "train.batch_size=4",
         "eval.split=test", "eval.languages=[en, de]", "seeds=[1]",
         f"store={tmp_path / 'r.sqlite'}", f"output_dir={tmp_path / 'runs'}",

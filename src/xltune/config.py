@@ -70,6 +70,8 @@ class TaskConfig:
     token_column: int | None = _f(None, "CoNLL: 0-based column of the word")
     tag_column: int | None = _f(None, "CoNLL: 0-based column of the tag (-1: last)")
     separator: str | None = _f(None, "CoNLL: column separator (default: any whitespace)")
+    parallel_splits: list[str] | None = _f(None, "splits whose files are line-aligned translations across languages "
+                                                 "(declared for xnli, pawsx; set it for your own parallel files)")
     label_alignment: str = _f("auto", "tagging: the sub-word of each word that carries its label and prediction: auto "
                                       "(last for decoders, which see a word whole only at its last piece; first for "
                                       "encoders) | first | last | all (every sub-word trains; read at the first)")

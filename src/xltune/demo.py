@@ -67,6 +67,7 @@ def run_configs(data_dir: Path, model_dir: Path, langs: list[str], source: str, 
         "task.name=custom", f"task.data_dir={Path(data_dir) / 'nli'}", "task.format=tsv",
         "task.file_pattern={split}-{lang}.tsv", "task.text_columns=[premise, hypothesis]", "task.label_column=label",
         "task.labels=[entailment, neutral, contradiction]", f"task.languages=[{', '.join(langs)}]",
+        "task.parallel_splits=[train, dev, test]",  # rendered from shared meanings: parallel by construction
         f"train.languages=[{source}]", "train.split=train", f"train.shots={demo.shots}",
         f"train.epochs={demo.epochs}", f"train.batch_size={demo.batch_size}", "train.dev.patience=4",
         "eval.split=test", f"seeds=[{', '.join(map(str, demo.seeds))}]", f"store={demo.store}",

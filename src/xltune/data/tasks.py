@@ -71,6 +71,9 @@ class TaskSpec:
     label_map: tuple[tuple[str, str], ...] = ()  # raw value in the file -> label name
     hub: HubSpec | None = None
     description: str = ""
+    # splits whose files are line-aligned translations across languages (line i of en = line i of de): the only
+    # splits line-aligned translations of the shots are read from (PAN-X train files are not parallel)
+    parallel_splits: tuple[str, ...] = ()
 
     @property
     def is_token(self) -> bool:
@@ -121,14 +124,17 @@ TASKS.add("xnli", TaskSpec(
     columns=("premise", "hypothesis", "label"), metric="accuracy",
     # The hub's ClassLabel ids are 0 entailment, 1 neutral, 2 contradiction.
     label_map=(("0", "entailment"), ("1", "neutral"), ("2", "contradiction")),
-    hub=HubSpec("xnli"), description="XNLI natural language inference (XTREME dev/test TSVs, no header)"))
+    hub=HubSpec("xnli"), description="XNLI natural language inference (XTREME dev/test TSVs, no header)",
+    # dev/test: human translations of the same items; train: the same MNLI items machine-translated
+    parallel_splits=("train", "dev", "test")))
 
 TASKS.add("pawsx", TaskSpec(
     name="pawsx", kind="sequence", labels=("not_paraphrase", "paraphrase"), languages=PAWSX_LANGS,
     format="tsv", file_pattern="{split}-{lang}.tsv", text_columns=("sentence1", "sentence2"), label_column="label",
     columns=("sentence1", "sentence2", "label"), metric="accuracy",
     label_map=(("0", "not_paraphrase"), ("1", "paraphrase")),
-    hub=HubSpec("paws-x"), description="PAWS-X paraphrase identification (XTREME TSVs; test files are unlabelled)"))
+    hub=HubSpec("paws-x"), description="PAWS-X paraphrase identification (XTREME TSVs; test files are unlabelled)",
+    parallel_splits=("dev", "test")))  # human translations of the same English dev/test pairs
 
 TASKS.add("custom", TaskSpec(name="custom", kind="sequence", metric="accuracy",
                              description="your own sentence(-pair) classification files (TSV with header, or JSONL)"))
@@ -161,9 +167,9 @@ TASKS.add("custom_tagging", TaskSpec(name="custom_tagging", kind="token", metric
 
 
 # -- resolution ----------------------------------------------------------------------------------------------------
-_LIST_FIELDS = ("text_columns", "labels", "languages")
+_LIST_FIELDS = ("text_columns", "labels", "languages", "parallel_splits")
 _OVERRIDES = ("format", "file_pattern", "text_columns", "label_column", "labels", "languages", "encoding",
-              "tag_scheme", "token_column", "tag_column", "separator")
+              "tag_scheme", "token_column", "tag_column", "separator", "parallel_splits")
 
 
 def resolve_task(task_cfg: Any) -> TaskSpec:

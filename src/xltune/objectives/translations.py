@@ -127,6 +127,14 @@ def collect_translations(cfg, spec, shots: Sequence[Example], load_split) -> Tra
     tr = cfg.train.translations
     out = TranslationSet()
     split = cfg.train.split
+    if tr.languages and split not in spec.parallel_splits:
+        declared = f"declares {', '.join(spec.parallel_splits)} parallel" if spec.parallel_splits else \
+            "declares no parallel split"
+        raise XLTuneError(
+            f"train.translations.languages reads line i of another language's {split!r} file as the translation of "
+            f"line i, but task {spec.name} {declared}: its {split} files are not translations of each other (PAN-X "
+            f"train lines, e.g., are unrelated sentences). Give train.translations.parallel_file (a parallel TSV, "
+            f"e.g. from `xltune translate --tsv`), or set task.parallel_splits if your files are line-aligned")
     by_lang: dict[str, list[int]] = {}
     for i, ex in enumerate(shots):
         by_lang.setdefault(ex.lang, []).append(i)
