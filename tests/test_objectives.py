@@ -278,3 +278,36 @@ def test_distillation_gradient_step_reduces_kl_and_bf16():
     assert after.item() < before.item()
     loss = distillation(student.detach().bfloat16(), teacher.bfloat16())
     assert loss.dtype == torch.float32 and torch.isfinite(loss)
+
+
+def test_label_contrast_over_processes_sums_to_the_whole_batch():
+    """Each process sums its anchors' terms against every item; the sums over processes divided by the global
+    anchor count equal the loss of the whole batch, gradients included."""
+    from xltune.objectives.label_contrast import label_contrast_sum
+
+    g = torch.Generator().manual_seed(3)
+    reps = torch.randn(7, 5, generator=g).requires_grad_()
+    labels = torch.tensor([0, 1, 0, 2, 1, -100, 0])
+    whole = label_contrast(reps, labels, 0.2)
+    (g_whole,) = torch.autograd.grad(whole, reps)
+    parts = [label_contrast_sum(reps, labels, slice(a, b), 0.2) for a, b in ((0, 3), (3, 7))]
+    assert parts[0][1] == parts[1][1] == 5  # anchors with a positive: label 2 and the ignored item have none
+    split = (parts[0][0] + parts[1][0]) / parts[0][1]
+    (g_split,) = torch.autograd.grad(split, reps)
+    assert split.item() == pytest.approx(whole.item(), rel=1e-6)
+    assert torch.allclose(g_split, g_whole, atol=1e-6)
+
+
+def test_contrastive_objectives_refuse_gradient_accumulation(tiny_xglm_dir, tmp_path):
+    from tiny_data import write_xnli_like
+
+    from xltune.api import run_experiment
+    from xltune.config import load_config
+
+    data = write_xnli_like(tmp_path / "xnli")
+    cfg = load_config(None, [f"model.name_or_path={tiny_xglm_dir}", "task.name=xnli", f"task.data_dir={data}",
+                             "train.split=dev", "train.shots=2", "train.batch_size=6", "train.grad_accum=2",
+                             f"store={tmp_path / 'r.sqlite'}", "train.translations.languages=[de]",
+                             "objectives=[{name: cross_entropy}, {name: label_contrast, weight: 0.5}]"])
+    with pytest.raises(XLTuneError, match="train.grad_accum 2 a micro-batch would see 1/2 of it"):
+        run_experiment(cfg, log=lambda *_: None)

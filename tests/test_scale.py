@@ -18,18 +18,27 @@ from xltune.store import Store
 pytestmark = pytest.mark.slow
 
 
+# deep prompts + translation and label contrast: the contrastive terms see the whole batch across processes
+DCL = ("objectives: [{name: cross_entropy}, {name: translation_contrast, weight: 0.5}, "
+       "{name: label_contrast, weight: 0.5}]")
+
+
 def write_config(path: Path, model_dir, data_dir, store, out, **extra) -> Path:
+    method = extra.get("method", "finetune")
+    dcl = method.endswith("+dcl")  # e.g. deep_prompt+dcl
+    method = method.removesuffix("+dcl")
     lines = [
         f"model: {{name_or_path: {model_dir}, head_dropout: 0.0}}",
-        f"method: {{name: {extra.get('method', 'finetune')}}}",
+        f"method: {{name: {method}}}",
         f"task: {{name: xnli, data_dir: {data_dir}}}",
-        "train: {languages: [en], split: dev, shots: %d, epochs: %d, lr: 1.0e-3, batch_size: 6, dev: {patience: %d}}"
-        % (extra.get("shots", 4), extra.get("epochs", 2), extra.get("patience", 5)),
+        "train: {languages: [en], split: dev, shots: %d, epochs: %d, lr: %s, batch_size: 6, dev: {patience: %d}%s}"
+        % (extra.get("shots", 4), extra.get("epochs", 2), "1.0e-2" if dcl else "1.0e-3", extra.get("patience", 5),
+           ", translations: {languages: [de, sw]}" if dcl else ""),
         "eval: {split: test, languages: all}",
         "seeds: [1]",
         f"store: {store}",
         f"output_dir: {out}",
-    ]
+    ] + ([DCL] if dcl else [])
     path.write_text("\n".join(lines) + "\n", encoding="utf-8")
     return path
 
@@ -45,7 +54,7 @@ def metrics(store) -> dict:
         return {(r["run_id"], r["lang"]): r["value"] for r in s.metrics(metric="accuracy")}
 
 
-@pytest.mark.parametrize("method, shots", [("finetune", 4), ("in_context", 1)])
+@pytest.mark.parametrize("method, shots", [("finetune", 4), ("in_context", 1), ("deep_prompt+dcl", 5)])
 def test_two_processes_give_the_same_accuracy_as_one(tiny_xglm_dir, tmp_path, method, shots):
     data = write_xnli_like(tmp_path / "xnli", n_dev=30, n_test=13)  # 13: an odd count, so shards are uneven
     kw = dict(method=method, shots=shots)
@@ -65,6 +74,14 @@ def test_two_processes_give_the_same_accuracy_as_one(tiny_xglm_dir, tmp_path, me
         (run,) = s.runs()
         assert len(s.runs()) == 1  # only the main process wrote
         assert all(len(s.predictions(run["run_id"], lang, "test")) == 13 for lang in ("en", "de", "sw"))
+    if method != "in_context":  # the trained parameters themselves: the same update from one process or two
+        from safetensors.torch import load_file
+
+        w1 = load_file(str(tmp_path / "r1" / run["run_id"] / "trainable.safetensors"))
+        w2 = load_file(str(tmp_path / "r2" / run["run_id"] / "trainable.safetensors"))
+        assert w1.keys() == w2.keys()
+        for k in w1:
+            assert torch.allclose(w1[k], w2[k], atol=1e-5), k
 
 
 def wait_for(pred, timeout=240.0, proc=None):
@@ -161,7 +178,7 @@ def test_resumed_training_samples_the_same_translations(tmp_path):
         def __init__(self, picks, crash_at=None):
             self.gen, self.picks, self.crash_at = torch.Generator().manual_seed(99), picks, crash_at
 
-        def __call__(self, model, out, batch, part, *, label_scale, batch_scale):
+        def __call__(self, model, out, batch, part, *, label_scale, batch_scale, **_):
             if self.crash_at is not None and len(self.picks) == self.crash_at:
                 raise Crash
             self.picks.append(int(torch.randint(1000, (1,), generator=self.gen)))

@@ -40,8 +40,8 @@ class TrainLoss(Protocol):
     ``label_scale`` = processes / labelled items of the global batch (for sums over labelled items);
     ``batch_scale`` = processes x micro-batch rows / global batch rows (for means over the micro-batch)."""
 
-    def __call__(self, model, out, batch: dict, part: list[int], *, label_scale: float,
-                 batch_scale: float) -> torch.Tensor: ...
+    def __call__(self, model, out, batch: dict, part: list[int], *, label_scale: float, batch_scale: float,
+                 batch_positions: list[int], world: int, step: int) -> torch.Tensor: ...
 
     def state_dict(self) -> dict: ...
 
@@ -51,7 +51,7 @@ class TrainLoss(Protocol):
 class TaskLoss:
     """Cross-entropy alone (the loss when a caller gives none)."""
 
-    def __call__(self, model, out, batch, part, *, label_scale, batch_scale):
+    def __call__(self, model, out, batch, part, *, label_scale, batch_scale, **_):
         return task_loss(out.logits, batch["labels"]) * label_scale
 
     def state_dict(self) -> dict:
@@ -208,13 +208,16 @@ def train(
                 with sync:
                     if not part:  # fewer examples than processes: join the all-reduce with a zero gradient
                         value = sum(p.sum() for _, p in trainable) * 0.0
+                        if hasattr(loss_fn, "join"):  # and whatever the objectives do across processes
+                            loss_fn.join(model, batch_pos, world, step=result.steps)
                     else:
                         batch = collate([data.features[i] for i in part], pad_id, padding_side, token_task)
                         batch = {k: v.to(device) for k, v in batch.items()}
                         with acc.autocast():
                             out = ddp_model(**model_inputs(batch))
                             value = loss_fn(model, out, batch, part, label_scale=world / count,
-                                            batch_scale=len(part) * world / len(batch_pos))
+                                            batch_scale=len(part) * world / len(batch_pos),
+                                            batch_positions=batch_pos, world=world, step=result.steps)
                     acc.backward(value)
             if cfg.max_grad_norm > 0:
                 acc.clip_grad_norm_([p for _, p in trainable], cfg.max_grad_norm)

@@ -125,6 +125,9 @@ class Objective:
         """This term for one micro-batch, weighted; None when it has nothing to add."""
         raise NotImplementedError
 
+    def join(self, model, world: int) -> None:
+        """Called instead of :meth:`loss` on a process with no rows in the step (see ObjectiveSet.join)."""
+
     def info(self) -> dict:
         return {}
 
@@ -159,17 +162,28 @@ class Step:
     batch: dict  # collated tensors (input_ids, attention_mask, labels) on the device
     part: list[int]  # feature positions of the micro-batch's rows in the encoded training set
     set: ObjectiveSet
+    batch_positions: list[int] | None = None  # the whole optimizer step's positions (all processes)
+    world: int = 1  # processes
+    step_id: int | None = None  # the optimizer step's number
     _translated: Any = None
     _done: bool = False
 
     def translated(self):
-        """(rows, output, batch) of one translation per row that has one (drawn from the run's stream), passed
-        through the model once per micro-batch; None when no row has a translation."""
+        """(rows, output, batch) of one translation per row that has one (drawn from the run's stream for the
+        whole step, the same on every process), passed through the model once per micro-batch; None when no row
+        has a translation."""
         if not self._done:
             self._done = True
-            self._translated = self.set.translations.step(self.model, self.part, self.out.logits.device) \
+            self._translated = self.set.translations.step(self.model, self.part, self.out.logits.device,
+                                                          self.batch_positions, self.step_id) \
                 if self.set.translations is not None else None
         return self._translated
+
+    @property
+    def share(self) -> float:
+        """Global rows over this micro-batch's rows: undoes the per-batch weighting for a term that is already a
+        mean over the global batch (see gathered contrastive terms)."""
+        return len(self.batch_positions or self.part) / max(len(self.part), 1)
 
 
 class ObjectiveSet:
@@ -184,11 +198,11 @@ class ObjectiveSet:
         self.per_label = [o for o in objectives if o.reduction == "per_label"]
         self.per_batch = [o for o in objectives if o.reduction == "per_batch"]
 
-    def __call__(self, model, out, batch: dict, part: list[int], *, label_scale: float, batch_scale: float
-                 ) -> torch.Tensor:
+    def __call__(self, model, out, batch: dict, part: list[int], *, label_scale: float, batch_scale: float,
+                 batch_positions: list[int] | None = None, world: int = 1, step: int | None = None) -> torch.Tensor:
         """The micro-batch loss: per-label terms scaled by ``label_scale`` (world / global labelled count), then
         the per-batch terms' sum scaled by ``batch_scale`` (micro-batch share of the global batch x world)."""
-        step = Step(model, out, batch, part, self)
+        step = Step(model, out, batch, part, self, batch_positions, world, step)
         loss = None
         for o in self.per_label:
             term = o.loss(step) * label_scale
@@ -204,6 +218,14 @@ class ObjectiveSet:
         if loss is None:
             raise XLTuneError("the run has no training objective")
         return loss
+
+    def join(self, model, batch_positions: list[int], world: int, step: int | None = None) -> None:
+        """This process has no rows in the step (fewer examples than processes): take part in whatever the other
+        processes do collectively -- the translation draws of the step and the contrastive terms' gathers."""
+        if self.translations is not None:
+            self.translations.draw(batch_positions, step)
+        for o in self.objectives:
+            o.join(model, world)
 
     def info(self) -> dict:
         out: dict = {"tag": self.tag, "objectives": [dataclasses.asdict(o.settings) for o in self.objectives]}
@@ -275,6 +297,55 @@ def zero_with_graph(*tensors: torch.Tensor) -> torch.Tensor:
         device = tensors[0].device if tensors else None
         return torch.zeros((), dtype=torch.float32, device=device)
     return total
+
+
+def gather_rows(t: torch.Tensor) -> tuple[torch.Tensor, int]:
+    """Every process's rows of ``t`` (``[n_k, ...]``, sizes may differ), concatenated in rank order, keeping the
+    gradient path to each process's own rows (torch.distributed.nn's all_gather sends gradients back to their
+    owners); and where this process's rows start. One process: ``(t, 0)``."""
+    import torch.distributed as dist
+
+    if not (dist.is_available() and dist.is_initialized()) or dist.get_world_size() == 1:
+        return t, 0
+    from torch.distributed.nn.functional import all_gather
+
+    world, rank = dist.get_world_size(), dist.get_rank()
+    size = torch.tensor([t.shape[0]], device=t.device)
+    sizes = [torch.zeros_like(size) for _ in range(world)]
+    dist.all_gather(sizes, size)
+    sizes = [int(x) for x in sizes]
+    longest = max(sizes)
+    padded = torch.cat([t, t.new_zeros((longest - t.shape[0], *t.shape[1:]))]) if t.shape[0] < longest else t
+    parts = all_gather(padded)
+    return torch.cat([p[:n] for p, n in zip(parts, sizes)]), sum(sizes[:rank])
+
+
+def gather_values(t: torch.Tensor) -> torch.Tensor:
+    """Every process's ``t`` (1-D, sizes may differ), concatenated in rank order, without gradients (labels)."""
+    import torch.distributed as dist
+
+    if not (dist.is_available() and dist.is_initialized()) or dist.get_world_size() == 1:
+        return t
+    world = dist.get_world_size()
+    size = torch.tensor([t.shape[0]], device=t.device)
+    sizes = [torch.zeros_like(size) for _ in range(world)]
+    dist.all_gather(sizes, size)
+    sizes = [int(x) for x in sizes]
+    longest = max(sizes)
+    padded = torch.cat([t, t.new_zeros(longest - t.shape[0])]) if t.shape[0] < longest else t
+    parts = [torch.zeros_like(padded) for _ in range(world)]
+    dist.all_gather(parts, padded.contiguous())
+    return torch.cat([p[:n] for p, n in zip(parts, sizes)])
+
+
+def check_contrastive_batches(run, name: str) -> None:
+    """A contrastive term's negatives and positives are the optimizer step's whole batch: gathered across
+    processes, but not across gradient-accumulation micro-batches, which are therefore refused."""
+    if run.cfg.train.grad_accum > 1:
+        raise XLTuneError(f"objective {name} contrasts each item with the whole batch of a step; with "
+                          f"train.grad_accum {run.cfg.train.grad_accum} a micro-batch would see 1/"
+                          f"{run.cfg.train.grad_accum} of it. Use train.grad_accum: 1 (with a batch_size that fits, "
+                          f"or more processes: --processes gathers the batch across them)")
 
 
 def check_temperature(temperature: float) -> None:

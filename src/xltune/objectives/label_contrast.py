@@ -55,6 +55,36 @@ def label_contrast(
     return per_anchor.mean()
 
 
+def label_contrast_sum(reps: torch.Tensor, labels: torch.Tensor, anchors: slice, temperature: float = 0.1,
+                       ignore_index: int = -100) -> tuple[torch.Tensor, int]:
+    """:func:`label_contrast` split for a batch gathered across processes: the *sum* of the per-anchor losses over
+    the items in ``anchors`` (this process's rows of ``reps``), with every other item as a candidate, and the number
+    of anchors with a positive in the whole batch (the mean's denominator, the same on every process). Summed over
+    processes and divided by the count it is exactly :func:`label_contrast` of the whole batch."""
+    check_temperature(temperature)
+    keep = labels != ignore_index
+    index = torch.arange(labels.shape[0], device=labels.device)
+    mine = keep & (index >= (anchors.start or 0)) & (index < anchors.stop)
+    z_all = F.normalize(reps[keep].float(), dim=-1, eps=1e-8)
+    y = labels[keep]
+    mine_kept = mine[keep]
+    n = z_all.shape[0]
+    if n < 2:
+        return zero_with_graph(reps), 0
+    self_mask = torch.eye(n, dtype=torch.bool, device=z_all.device)
+    positives = (y[:, None] == y[None, :]) & ~self_mask
+    n_pos = positives.sum(dim=1)
+    count = int((n_pos > 0).sum())
+    rows = mine_kept & (n_pos > 0)
+    if count == 0 or not bool(rows.any()):
+        return zero_with_graph(reps), count
+    sim = z_all[rows] @ z_all.T / temperature
+    log_denominator = torch.logsumexp(sim.masked_fill(self_mask[rows], float("-inf")), dim=1, keepdim=True)
+    log_prob = sim - log_denominator
+    pos_log_prob = torch.where(positives[rows], log_prob, torch.zeros_like(log_prob)).sum(dim=1)
+    return (-pos_log_prob / n_pos[rows]).sum(), count
+
+
 @dataclass
 class LabelContrastSettings(ObjectiveSettings):
     name: str = "label_contrast"
@@ -74,12 +104,57 @@ class LabelContrast(Objective):
     uses_translations = True
 
     def prepare(self, run, plan) -> None:
+        from .base import check_contrastive_batches
+
+        check_contrastive_batches(run, "label_contrast")
         spec = run.spec
         self.token_task = spec.kind == "token"
+        self.hidden = run.backbone.hidden_size
         self.o_index = spec.labels.index("O") if (self.token_task and self.settings.exclude_o
                                                   and "O" in spec.labels) else None
 
+    def _items(self, step: Step) -> tuple[torch.Tensor, torch.Tensor]:
+        """This micro-batch's items: representations and labels (shots, then their translations)."""
+        out, batch = step.out, step.batch
+        t = step.translated()
+        if self.token_task:
+            reps = [out.hidden.reshape(-1, out.hidden.shape[-1])]
+            labels = [batch["labels"].reshape(-1)]
+            if t is not None:
+                _, tout, tbatch = t
+                reps.append(tout.hidden.reshape(-1, tout.hidden.shape[-1]))
+                labels.append(tbatch["labels"].reshape(-1))
+            y = torch.cat(labels)
+            if self.o_index is not None:
+                y = y.masked_fill(y == self.o_index, IGNORE)
+            return torch.cat(reps), y
+        reps, y = [out.pooled], [batch["labels"]]
+        if t is not None:
+            rows, tout, _ = t
+            reps.append(tout.pooled)
+            y.append(batch["labels"][rows])
+        return torch.cat(reps), torch.cat(y)
+
+    def _gathered(self, reps: torch.Tensor, labels: torch.Tensor, step_share: float) -> torch.Tensor:
+        """The term over the whole batch of every process (see label_contrast_sum), weighted."""
+        from .base import gather_rows, gather_values
+
+        all_reps, start = gather_rows(reps.float())
+        all_labels = gather_values(labels)
+        total, count = label_contrast_sum(all_reps, all_labels, slice(start, start + reps.shape[0]),
+                                          self.settings.temperature, IGNORE)
+        if count == 0:
+            return zero_with_graph(reps)
+        return self.weight * total / count * step_share
+
+    def join(self, model, world: int) -> None:
+        if world > 1:
+            self._gathered(torch.zeros(0, self.hidden), torch.zeros(0, dtype=torch.long), 1.0)
+
     def loss(self, step: Step) -> torch.Tensor:
+        if step.world > 1:  # the batch is spread over processes: contrast with all of it
+            reps, labels = self._items(step)
+            return self._gathered(reps, labels, step.share)
         out, batch, temp = step.out, step.batch, self.settings.temperature
         t = step.translated()
         if self.token_task:

@@ -51,16 +51,54 @@ class TranslationContrastSettings(ObjectiveSettings):
 
 
 class TranslationContrast(Objective):
-    """Each shot's pooled representation against one of its translations' (the micro-batch's others: negatives)."""
+    """Each shot's pooled representation against one of its translations' (the batch's others: negatives; with
+    several processes, the whole batch's, gathered)."""
 
     uses_translations = requires_translations = True
 
+    def prepare(self, run, plan) -> None:
+        from .base import check_contrastive_batches
+
+        check_contrastive_batches(run, "translation_contrast")
+        self.hidden = run.backbone.hidden_size
+
     def loss(self, step: Step) -> torch.Tensor | None:
         t = step.translated()
+        if step.world > 1:
+            if t is None:
+                src = tgt = step.out.pooled[:0]
+            else:
+                rows, tout, _ = t
+                src, tgt = step.out.pooled[rows], tout.pooled
+            return self._gathered(src, tgt, step.share)
         if t is None:
             return None
         rows, tout, _ = t
         return self.weight * translation_contrast(step.out.pooled[rows], tout.pooled, self.settings.temperature)
+
+    def join(self, model, world: int) -> None:
+        if world > 1:
+            empty = torch.zeros(0, self.hidden)
+            self._gathered(empty, empty, 1.0)
+
+    def _gathered(self, src: torch.Tensor, tgt: torch.Tensor, share: float) -> torch.Tensor:
+        """Symmetric InfoNCE over the pairs of every process: this process's pairs are the anchors, all pairs the
+        candidates; summed over processes it is :func:`translation_contrast` of the whole batch."""
+        from .base import gather_rows
+
+        all_src, start = gather_rows(src.float())
+        all_tgt, _ = gather_rows(tgt.float())
+        n = all_src.shape[0]
+        if n < 2:
+            return zero_with_graph(src, tgt)
+        u = F.normalize(all_src, dim=-1, eps=1e-8)
+        v = F.normalize(all_tgt, dim=-1, eps=1e-8)
+        sim = u @ v.T / self.settings.temperature
+        mine = slice(start, start + src.shape[0])
+        targets = torch.arange(n, device=sim.device)[mine]
+        total = F.cross_entropy(sim[mine], targets, reduction="sum") + \
+            F.cross_entropy(sim.T[mine], targets, reduction="sum")
+        return self.weight * 0.5 * total / n * share
 
 
 OBJECTIVES.add("translation_contrast", ObjectiveSpec(

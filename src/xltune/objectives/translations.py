@@ -61,6 +61,7 @@ class Translations:
         self.padding_side = padding_side
         self.generator = torch.Generator().manual_seed(seed * 1_000_003 + 17)  # own stream: data order unchanged
         self.info = info
+        self._drawn: tuple[int, dict[int, int]] | None = None  # (step, its draws)
 
     @classmethod
     def prepare(cls, run, shots: Sequence[Example]) -> Translations:
@@ -90,15 +91,32 @@ class Translations:
         feature_shot = [f.example for f in shot_features]
         return cls(trans, encoded, options, feature_shot, token_task, run.pad_id, run.padding_side, run.seed, info)
 
-    def step(self, model, part: list[int], device):
-        """Draw one translation for each row of ``part`` that has one; forward them once. (rows, out, batch)|None"""
+    def _options(self, pos: int) -> list[int]:
+        return self.options[self.feature_shot[pos]] if pos < len(self.feature_shot) else []
+
+    def draw(self, batch_positions: list[int], step: int | None = None) -> dict[int, int]:
+        """One translation per position of the step that has one, drawn in the step's order from the run's stream
+        once per step (``step``: the optimizer step's number): every process draws the whole step alike (and so
+        as one process would), then uses its own rows."""
+        key = step if step is not None else id(batch_positions)
+        if self._drawn is None or self._drawn[0] != key:
+            picks = {}
+            for pos in batch_positions:
+                opts = self._options(pos)
+                if opts:
+                    picks[pos] = opts[int(torch.randint(len(opts), (1,), generator=self.generator))
+                                      if len(opts) > 1 else 0]
+            self._drawn = (key, picks)
+        return self._drawn[1]
+
+    def step(self, model, part: list[int], device, batch_positions: list[int] | None = None, step: int | None = None):
+        """The drawn translation of each row of ``part`` that has one, forwarded once. (rows, out, batch) | None"""
+        picks = self.draw(batch_positions if batch_positions is not None else part, step)
         rows, tfeats = [], []
         for r, pos in enumerate(part):
-            opts = self.options[self.feature_shot[pos]] if pos < len(self.feature_shot) else []
-            if opts:
-                pick = int(torch.randint(len(opts), (1,), generator=self.generator)) if len(opts) > 1 else 0
+            if pos in picks:
                 rows.append(r)
-                tfeats.append(opts[pick])
+                tfeats.append(picks[pos])
         if not tfeats:
             return None
         tbatch = collate([self.encoded.features[k] for k in tfeats], self.pad_id, self.padding_side, self.token_task)
@@ -107,10 +125,11 @@ class Translations:
         return rows, tout, tbatch
 
     def state_dict(self) -> dict:
-        return {"generator": self.generator.get_state()}
+        return {"generator": self.generator.get_state()}  # saved between epochs: no step is half-drawn
 
     def load_state_dict(self, state: dict) -> None:
         self.generator.set_state(state["generator"])
+        self._drawn = None
 
 
 # ---------------------------------------------------------------- translation sources
