@@ -109,3 +109,94 @@ def test_unmatched_seeds_is_a_user_error(tmp_path):
         _run(store, "b", 2, {"de": _rows_with_accuracy(10, 0.5, rng)})
         with pytest.raises(XLTuneError, match="no matched seeds"):
             sig.compare_methods(store, "xnli", "a", "b")
+
+
+def _fixed(n: int, correct: int, gold_seed: int = 0, shift: int = 0) -> list[tuple[int, str, str]]:
+    """n items (gold seeded by gold_seed) with exactly ``correct`` right: the first ones after ``shift``."""
+    gold = np.random.default_rng(gold_seed).integers(0, 3, n)
+    ok = np.zeros(n, bool)
+    ok[(np.arange(correct) + shift) % n] = True
+    return [(i, str(g), str(g if c else (g + 1) % 3)) for i, (g, c) in enumerate(zip(gold, ok))]
+
+
+def test_seed_variance_widens_the_interval(tmp_path):
+    """Differences of +6, -4 and +2.5 points over three seeds: resampling items alone gives a tight interval
+    around +1.5; resampling seeds too crosses zero, as the seed t-test's p = 0.66 says."""
+    n = 4000
+    base = 2000
+    with Store(tmp_path / "r.sqlite") as store:
+        for seed, gain in zip((1, 2, 3), (0.06, -0.04, 0.025)):
+            _run(store, "deep", seed, {"de": _fixed(n, base + int(gain * n))})
+            _run(store, "prompt", seed, {"de": _fixed(n, base)})
+        cmp = sig.compare_methods(store, "xnli", "deep", "prompt", n_resamples=2000, seed=0)
+    [res] = cmp.per_lang
+    assert res.diff == pytest.approx(0.015, abs=1e-9)
+    assert res.ci_low < 0 < res.ci_high  # the seeds disagree: no sign can be claimed
+    assert cmp.seed_tests["de"].t_p == pytest.approx(0.66, abs=0.01)
+    assert cmp.seeds_a == cmp.seeds_b == (1, 2, 3)
+
+
+def test_parallel_test_sets_are_resampled_jointly(tmp_path):
+    """Two languages holding the same items (translations): the average's interval is as wide as one language's,
+    not 1/sqrt(2) of it as independent resampling would make it."""
+    n = 1000
+    with Store(tmp_path / "r.sqlite") as store:
+        for seed in (1, 2, 3):
+            rows_a, rows_b = _fixed(n, 700, shift=seed), _fixed(n, 600, shift=3 * seed)
+            _run(store, "a", seed, {"de": rows_a, "sw": rows_a})
+            _run(store, "b", seed, {"de": rows_b, "sw": rows_b})
+            # a third language with other items: not parallel -> independent
+            _run(store, "c", seed, {"de": rows_a, "sw": _fixed(n, 700, gold_seed=5, shift=seed)})
+            _run(store, "d", seed, {"de": rows_b, "sw": _fixed(n, 600, gold_seed=5, shift=3 * seed)})
+        joint = sig.compare_methods(store, "xnli", "a", "b", n_resamples=2000, seed=1)
+        indep = sig.compare_methods(store, "xnli", "c", "d", n_resamples=2000, seed=1)
+    width = lambda r: r.ci_high - r.ci_low  # noqa: E731
+    assert joint.joint and not indep.joint
+    assert width(joint.average) == pytest.approx(width(joint.per_lang[0]), rel=0.02)
+    assert width(indep.average) < 0.85 * width(indep.per_lang[0])
+
+
+def test_span_f1_point_estimate_is_the_headline_in_both_modes():
+    from xltune.metrics import span_prf
+
+    gold = [["B-PER", "I-PER", "O", "B-LOC"], ["O", "B-ORG", "O"], ["B-LOC", "O"], ["O", "B-PER"]]
+    pred = [["B-PER", "I-PER", "O", "O"], ["O", "I-ORG", "O"], ["B-PER", "O"], ["O", "I-PER"]]
+    rows = [(i, json.dumps(g), json.dumps(p)) for i, (g, p) in enumerate(zip(gold, pred))]
+    for mode in ("conlleval", "strict"):
+        assert sig.example_stats(rows, "f1", mode).value() == pytest.approx(span_prf(gold, pred, mode)["f1"])
+    assert span_prf(gold, pred, "conlleval")["f1"] != span_prf(gold, pred, "strict")["f1"]  # the I-s differ
+
+
+def test_spearman_exact_p_and_holm():
+    rho, p, how = sig.spearman_exact([1, 2, 3, 4], [10, 20, 30, 40])
+    assert rho == pytest.approx(1.0) and p == pytest.approx(2 / 24) and how == "exact permutation"
+    from scipy import stats
+
+    assert stats.spearmanr([1, 2, 3, 4], [10, 20, 30, 40]).pvalue < 1e-6  # the asymptotic p it replaces
+    rho, p, _ = sig.spearman_exact(list(range(7)), [3, 1, 4, 1.5, 5, 9, 2.6])
+    ref = stats.permutation_test(([3, 1, 4, 1.5, 5, 9, 2.6],), lambda y: stats.spearmanr(range(7), y).statistic,
+                                 permutation_type="pairings", n_resamples=10_000)  # exhaustive: 7! = 5040
+    assert p == pytest.approx(ref.pvalue)
+    assert sig.holm([0.01, 0.04, 0.03, 0.5]) == pytest.approx([0.04, 0.09, 0.09, 0.5])
+
+
+def test_variance_split_of_a_crossed_grid():
+    shot_effect, init_effect = {1: 0.0, 2: 0.1, 3: -0.1}, {1: 0.01, 2: -0.01, 3: 0.0}
+    values = {(s, i): 0.5 + shot_effect[s] + init_effect[i] for s in (1, 2, 3) for i in (1, 2, 3)}
+    split = sig.variance_split(values)
+    assert split.shot == pytest.approx(0.01) and split.init == pytest.approx(1e-4) and split.residual < 1e-12
+    assert sig.variance_split({(1, 1): 0.5, (1, 2): 0.6}) is None  # one shot seed: nothing to split
+
+
+def test_chance_check(tmp_path):
+    n = 900
+    with Store(tmp_path / "r.sqlite") as store:
+        for seed in (1, 2, 3):
+            _run(store, "chance", seed, {"en": _fixed(n, 300, shift=seed * 7)})
+            _run(store, "good", seed, {"en": _fixed(n, 700, shift=seed)})
+        (v_chance, _), (v_good, _) = (sig.find_variant(store, method=m) for m in ("chance", "good"))
+        low = sig.chance_check(store, v_chance, "en", n_resamples=500)
+        high = sig.chance_check(store, v_good, "en", n_resamples=500)
+    gold = [g for _, g, _ in _fixed(n, 0)]
+    assert low.baseline == pytest.approx(max(gold.count(c) for c in set(gold)) / n)
+    assert not low.above and high.above and high.score == pytest.approx(700 / n)

@@ -1,22 +1,32 @@
-"""Is method A better than method B? A paired bootstrap over test examples, and a paired test over seeds.
+"""Is variant A better than variant B? A two-level (seed-aware) paired bootstrap, a paired test over seeds, the
+check that a run is above chance, and exact tests for small samples.
 
-Paired bootstrap (Koehn 2004; Berg-Kirkpatrick et al. 2012): the two methods are scored on the *same* resamples of
-the test examples. With several seeds, seeds are matched (A seed s vs B seed s) and every seed pair is scored on the
-same resample, so the statistic is the seed-averaged difference. Metrics are recomputed on each resample from
-per-example sufficient statistics, each metric being sum(num) / sum(den) over examples:
+**Two-level paired bootstrap** (the hierarchical bootstrap: Davison & Hinkley 1997, sec. 3.8; Bouthillier et al.
+2021, "Accounting for variance in machine learning benchmarks"). A score difference has two sources of noise: the
+test items and the training run (seed: shot sample, initialisation, data order). Resampling items for fixed seeds
+(Koehn 2004; Berg-Kirkpatrick et al. 2012) ignores the second, so three seeds at +6, −4 and +2.5 points look like a
+sure +1.5. Each resample here draws the *seeds* with replacement (A seed s stays paired with B seed s: they share
+their shots), then the *items* with replacement (the same items for both arms and every seed), and takes the mean
+over the drawn seeds of metric(A) − metric(B). With one seed only the item level is left, and the claims refuse to
+decide on it (see docs/claims.md).
 
-- sentence accuracy: num = correct (0/1), den = 1;
-- token accuracy (POS): num = correct tags in the sentence, den = tags in the sentence;
-- span F1 (NER, seqeval's entity definition via ``get_entities``): num = 2 tp, den = 2 tp + fp + fn, i.e. micro F1;
-  precision and recall likewise.
+**The language average.** XNLI, PAWS-X and SIB-200 test sets are translations of the same items, so their
+languages' scores are not independent: when every language holds the same item ids with the same gold labels, the
+items are drawn once per resample for all languages (jointly); otherwise each language is drawn on its own.
 
-The language average resamples each language independently and averages the per-language differences.
-Two-sided p = min(1, 2 min((#{d* <= 0} + 1) / (R + 1), (#{d* >= 0} + 1) / (R + 1))) from the bootstrap distribution
-d* of the difference; the 95 % CI is its 2.5 / 97.5 percentiles. Identical predictions give d* = 0, so p = 1, CI [0, 0].
+Metrics are recomputed on each resample from per-example sufficient statistics, each metric being
+sum(num) / sum(den) over examples: sentence accuracy (num = correct, den = 1); token accuracy (correct tags / tags);
+span F1 (num = 2 tp, den = 2 tp + fp + fn: micro F1, with tp/fp/fn per sentence from
+:func:`xltune.metrics.span_counts` in the run's own ``eval.ner_mode``: the point estimate is the stored headline).
+
+Two-sided p = min(1, 2 min((#{d* <= 0} + 1) / (R + 1), (#{d* >= 0} + 1) / (R + 1))) from the bootstrap
+distribution d*; the 95 % CI is its 2.5 / 97.5 percentiles. Identical predictions give d* = 0: p = 1, CI [0, 0].
 """
 
 from __future__ import annotations
 
+import dataclasses
+import itertools
 import json
 import math
 import warnings
@@ -26,14 +36,13 @@ from dataclasses import dataclass
 
 import numpy as np
 from scipy import stats as sps
-from seqeval.metrics.sequence_labeling import get_entities
 
 from ..errors import XLTuneError
 from ..store import Store
 from .aggregate import AVG
 
 N_RESAMPLES = 1000
-CHUNK = 200  # resamples per gather: bounds memory at CHUNK x n_examples indices
+CHUNK = 100  # resamples per block: bounds memory at CHUNK x n_examples indices
 TOKEN_METRICS = ("accuracy", "f1", "precision", "recall")
 
 
@@ -50,6 +59,9 @@ class ExampleStats:
         d = self.den.sum()
         return float(self.num.sum() / d) if d > 0 else 0.0
 
+    def take(self, k: np.ndarray) -> ExampleStats:
+        return ExampleStats(self.idx[k], tuple(self.gold[i] for i in k), self.num[k], self.den[k])
+
 
 @dataclass(frozen=True)
 class BootstrapResult:
@@ -62,6 +74,7 @@ class BootstrapResult:
     n_examples: int
     seeds: tuple[int, ...]
     n_resamples: int
+    p_holm: float | None = None  # Holm-adjusted over a comparison's languages (per-language results)
 
 
 @dataclass(frozen=True)
@@ -73,6 +86,7 @@ class SeedTest:
     t_p: float  # paired t-test (scipy.stats.ttest_rel); NaN below 2 seeds
     wilcoxon_p: float | None  # Wilcoxon signed-rank (scipy.stats.wilcoxon), only for n >= 5
     tests: str  # which tests ran, for tables
+    diffs: tuple[float, ...] = ()  # per seed
 
 
 @dataclass(frozen=True)
@@ -86,14 +100,40 @@ class Comparison:
     average: BootstrapResult | None
     seed_tests: dict[str, SeedTest]  # lang (and "avg") -> test
     skipped: list[str]  # languages without predictions for both methods
+    joint: bool = False  # the language average resampled items jointly (parallel test sets)
+    seeds_a: tuple[int, ...] = ()  # every seed each variant has (the comparison uses the matched ones)
+    seeds_b: tuple[int, ...] = ()
+
+
+@dataclass(frozen=True)
+class ChanceCheck:
+    """Is a variant's score on a language above the majority-class baseline (two-level bootstrap)?"""
+
+    lang: str
+    metric: str
+    score: float
+    baseline: float  # majority-class accuracy, or 0 for span F1 (all-O predictions find no entity)
+    ci_low: float  # of score - baseline
+    ci_high: float
+    seeds: tuple[int, ...]
+
+    @property
+    def above(self) -> bool:
+        return self.ci_low > 0
+
+    def describe(self) -> str:
+        return (f"{self.lang} {self.metric} {self.score * 100:.1f} vs majority baseline {self.baseline * 100:.1f} "
+                f"(difference CI [{self.ci_low * 100:+.1f}, {self.ci_high * 100:+.1f}], seeds {list(self.seeds)})")
 
 
 def _is_json_list(s: str) -> bool:
     return s.startswith("[")
 
 
-def example_stats(rows: Sequence[tuple[int, str, str]], metric: str) -> ExampleStats:
+def example_stats(rows: Sequence[tuple[int, str, str]], metric: str, ner_mode: str = "conlleval") -> ExampleStats:
     """Sufficient statistics of ``metric`` for stored prediction rows (idx, gold, pred)."""
+    from ..metrics import span_counts
+
     if not rows:
         raise XLTuneError("no predictions to score")
     idx = np.array([r[0] for r in rows], dtype=np.int64)
@@ -105,18 +145,14 @@ def example_stats(rows: Sequence[tuple[int, str, str]], metric: str) -> ExampleS
         return ExampleStats(idx, gold, num, np.ones_like(num))
     if metric not in TOKEN_METRICS:
         raise XLTuneError(f"bootstrap supports {', '.join(TOKEN_METRICS)} for token tasks, not {metric!r}")
-    num = np.empty(len(rows))
-    den = np.empty(len(rows))
-    for i, (_, g, p) in enumerate(rows):
-        gt, pt = json.loads(g), json.loads(p)
-        if metric == "accuracy":
-            num[i] = sum(a == b for a, b in zip(gt, pt, strict=False))
-            den[i] = len(gt)
-            continue
-        ge, pe = set(get_entities(gt)), set(get_entities(pt))
-        tp = len(ge & pe)
-        fp, fn = len(pe) - tp, len(ge) - tp
-        num[i], den[i] = {"f1": (2 * tp, 2 * tp + fp + fn), "precision": (tp, tp + fp), "recall": (tp, tp + fn)}[metric]
+    golds = [json.loads(g) for _, g, _ in rows]
+    preds = [json.loads(p) for _, _, p in rows]
+    if metric == "accuracy":
+        num = np.array([sum(a == b for a, b in zip(g, p, strict=False)) for g, p in zip(golds, preds)], dtype=float)
+        return ExampleStats(idx, gold, num, np.array([len(g) for g in golds], dtype=float))
+    counts = np.array(span_counts(golds, preds, ner_mode or "conlleval"), dtype=float).reshape(-1, 3)
+    tp, fp, fn = counts[:, 0], counts[:, 1], counts[:, 2]
+    num, den = {"f1": (2 * tp, 2 * tp + fp + fn), "precision": (tp, tp + fp), "recall": (tp, tp + fn)}[metric]
     return ExampleStats(idx, gold, num, den)
 
 
@@ -128,37 +164,12 @@ def _align(a: ExampleStats, b: ExampleStats, where: str) -> tuple[ExampleStats, 
     for i, j in zip(ia, ib, strict=True):
         if a.gold[i] != b.gold[j]:
             raise XLTuneError(f"{where}: gold labels differ at example {a.idx[i]} — were the runs scored on the same data?")
-
-    def take(s: ExampleStats, k: np.ndarray) -> ExampleStats:
-        return ExampleStats(s.idx[k], tuple(s.gold[i] for i in k), s.num[k], s.den[k])
-
-    return take(a, ia), take(b, ib)
+    return a.take(ia), b.take(ib)
 
 
 def _ratio(num: np.ndarray, den: np.ndarray, idx: np.ndarray) -> np.ndarray:
     n, d = num[idx].sum(axis=1), den[idx].sum(axis=1)
     return np.divide(n, d, out=np.zeros_like(n, dtype=float), where=d > 0)
-
-
-def bootstrap_diffs(
-    pairs: Sequence[tuple[ExampleStats, ExampleStats]], n_resamples: int, rng: np.random.Generator
-) -> tuple[float, np.ndarray]:
-    """Observed seed-averaged difference and its bootstrap distribution; every pair sees the same resamples.
-
-    All pairs must be aligned to the same example indices (one language, several seeds)."""
-    n = pairs[0][0].num.size
-    if any(a.num.size != n or b.num.size != n for a, b in pairs):
-        raise XLTuneError("seed pairs of one language must cover the same test examples")
-    observed = float(np.mean([a.value() - b.value() for a, b in pairs]))
-    diffs = np.empty(n_resamples)
-    for start in range(0, n_resamples, CHUNK):
-        stop = min(start + CHUNK, n_resamples)
-        idx = rng.integers(0, n, size=(stop - start, n))
-        acc = np.zeros(stop - start)
-        for a, b in pairs:
-            acc += _ratio(a.num, a.den, idx) - _ratio(b.num, b.den, idx)
-        diffs[start:stop] = acc / len(pairs)
-    return observed, diffs
 
 
 def summarize(observed: float, diffs: np.ndarray) -> tuple[float, float, float]:
@@ -169,6 +180,48 @@ def summarize(observed: float, diffs: np.ndarray) -> tuple[float, float, float]:
     return float(lo), float(hi), float(p)
 
 
+def two_level_bootstrap(langs: dict[str, list[tuple[ExampleStats, ExampleStats]]], n_resamples: int,
+                        rng: np.random.Generator, joint: bool) -> tuple[dict[str, tuple[float, np.ndarray]],
+                                                                         tuple[float, np.ndarray] | None]:
+    """Per language (observed difference, bootstrap distribution), and the same for the language average.
+
+    ``langs[lang]`` holds one (A, B) pair of aligned stats per matched seed, every pair on the same items. Each
+    resample draws seeds with replacement (the same draw for every language) and items with replacement (once for
+    all languages when ``joint``: the test sets are translations of one another), and averages the per-seed
+    differences over the drawn seeds."""
+    names = list(langs)
+    n_seeds = len(langs[names[0]])
+    observed = {lg: float(np.mean([a.value() - b.value() for a, b in pairs])) for lg, pairs in langs.items()}
+    dist = {lg: np.empty(n_resamples) for lg in names}
+    sizes = {lg: pairs[0][0].num.size for lg, pairs in langs.items()}
+    for start in range(0, n_resamples, CHUNK):
+        stop = min(start + CHUNK, n_resamples)
+        m = stop - start
+        seed_draw = rng.integers(0, n_seeds, size=(m, n_seeds))
+        shared = rng.integers(0, sizes[names[0]], size=(m, sizes[names[0]])) if joint else None
+        for lg in names:
+            items = shared if joint else rng.integers(0, sizes[lg], size=(m, sizes[lg]))
+            per_seed = np.stack([_ratio(a.num, a.den, items) - _ratio(b.num, b.den, items) for a, b in langs[lg]],
+                                axis=1)  # [m, seeds]
+            dist[lg][start:stop] = np.take_along_axis(per_seed, seed_draw, axis=1).mean(axis=1)
+    per_lang = {lg: (observed[lg], dist[lg]) for lg in names}
+    if len(names) < 2:
+        return per_lang, None
+    avg_obs = float(np.mean([observed[lg] for lg in names]))
+    return per_lang, (avg_obs, np.mean([dist[lg] for lg in names], axis=0))
+
+
+def holm(p_values: Sequence[float]) -> list[float]:
+    """Holm's step-down adjusted p-values (family-wise error over the languages one claim tests)."""
+    order = sorted(range(len(p_values)), key=lambda i: p_values[i])
+    adjusted = [0.0] * len(p_values)
+    running = 0.0
+    for rank, i in enumerate(order):
+        running = max(running, min(1.0, (len(p_values) - rank) * p_values[i]))
+        adjusted[i] = running
+    return adjusted
+
+
 def paired_seed_test(a: Sequence[float], b: Sequence[float]) -> SeedTest:
     """Paired t-test over matched seeds, plus Wilcoxon signed-rank when there are >= 5 pairs."""
     d = np.asarray(a, float) - np.asarray(b, float)
@@ -177,20 +230,24 @@ def paired_seed_test(a: Sequence[float], b: Sequence[float]) -> SeedTest:
         return SeedTest(0, math.nan, math.nan, None, "none (no matched seeds)")
     if np.all(d == 0):  # scipy returns NaN for zero variance; identical scores are no evidence of a difference
         return SeedTest(n, 0.0, 1.0 if n >= 2 else math.nan, 1.0 if n >= 5 else None,
-                        "paired t" + (" + Wilcoxon" if n >= 5 else ""))
+                        "paired t" + (" + Wilcoxon" if n >= 5 else ""), tuple(d.tolist()))
     with warnings.catch_warnings():
         warnings.simplefilter("ignore", RuntimeWarning)
         t_p = float(sps.ttest_rel(a, b).pvalue) if n >= 2 else math.nan
         w_p = float(sps.wilcoxon(d).pvalue) if n >= 5 else None
     tests = "paired t + Wilcoxon" if n >= 5 else ("paired t (Wilcoxon needs >= 5 seeds)" if n >= 2 else "none (1 seed)")
-    return SeedTest(n, float(d.mean()), t_p, w_p, tests)
+    return SeedTest(n, float(d.mean()), t_p, w_p, tests, tuple(d.tolist()))
 
 
+# -- runs of a variant ---------------------------------------------------------------------------------------------
 def variant_runs(store: Store, variant: str) -> dict[int, str]:
-    """seed -> run id of one variant's runs (a variant is one configuration: its runs are seeds of each other)."""
+    """seed -> run id of one variant's runs (a variant is one configuration: its runs are seeds of each other).
+    Runs that differ only in train.shot_seed share a seed number and are told apart by it: the key is then the
+    (seed, shot seed) pair's position, so every run counts once."""
     by_seed: dict[int, list[str]] = defaultdict(list)
     for r in store.runs(variant=variant):
-        by_seed[r["seed"]].append(r["run_id"])
+        key = r["seed"] if r.get("shot_seed") in (None, r["seed"]) else r["seed"] * 1_000_003 + r["shot_seed"]
+        by_seed[key].append(r["run_id"])
     for s, ids in by_seed.items():
         if len(ids) > 1:
             raise XLTuneError(f"variant {variant}: {len(ids)} runs with seed {s} ({', '.join(ids)}); the store holds "
@@ -210,6 +267,16 @@ def find_variant(store: Store, **where: object) -> tuple[str, str]:
         raise XLTuneError(f"{len(found)} variants with {what}: " + "; ".join(lbl for _, lbl in found)
                           + " -- choose one (--variant LABEL or --where KEY=VALUE)")
     return found[0]
+
+
+def _ner_mode(store: Store, run_id: str) -> str:
+    row = store.runs(run_id=run_id)[0]
+    return row.get("ner_mode") or "conlleval"
+
+
+def _stats(store: Store, run_id: str, lang: str, split: str, metric: str) -> ExampleStats | None:
+    rows = store.predictions(run_id, lang, split)
+    return example_stats(rows, metric, _ner_mode(store, run_id)) if rows else None
 
 
 def compare_methods(
@@ -248,7 +315,7 @@ def compare_variants(
     n_resamples: int = N_RESAMPLES,
     seed: int = 0,
 ) -> Comparison:
-    """Paired bootstrap (per language and language average) and seed tests of variant A vs variant B."""
+    """Two-level paired bootstrap (per language and language average) and seed tests of variant A vs B."""
     runs_a, runs_b = variant_runs(store, variant_a), variant_runs(store, variant_b)
     if not runs_a or not runs_b:
         raise XLTuneError(f"no runs of variant {variant_a if not runs_a else variant_b}")
@@ -262,37 +329,47 @@ def compare_variants(
         )
     values = _metric_values(store, [runs_a[s] for s in seeds] + [runs_b[s] for s in seeds], split, metric)
     all_langs = sorted({lang for (_, lang) in values})
-    rng = np.random.default_rng(seed)
-    per_lang: list[BootstrapResult] = []
-    lang_diffs: list[np.ndarray] = []
-    lang_obs: list[float] = []
+    tested: dict[str, list[tuple[ExampleStats, ExampleStats]]] = {}
     skipped: list[str] = []
     for lang in langs if langs is not None else all_langs:
         pairs = []
         for s in seeds:
-            pa = store.predictions(runs_a[s], lang, split)
-            pb = store.predictions(runs_b[s], lang, split)
-            if pa and pb:
-                pairs.append(_align(example_stats(pa, metric), example_stats(pb, metric), f"{task}/{lang}/{split}"))
+            pa, pb = _stats(store, runs_a[s], lang, split, metric), _stats(store, runs_b[s], lang, split, metric)
+            if pa is not None and pb is not None:
+                pairs.append(_align(pa, pb, f"{task}/{lang}/{split}"))
         if len(pairs) < len(seeds):
             skipped.append(lang)
             continue
-        # every seed pair must be scored on the same examples: restrict to the indices all pairs share
-        pairs = _common_examples(pairs)
-        obs, diffs = bootstrap_diffs(pairs, n_resamples, rng)
-        lo, hi, p = summarize(obs, diffs)
-        per_lang.append(BootstrapResult(lang, metric, obs, lo, hi, p, pairs[0][0].num.size, tuple(seeds), n_resamples))
-        lang_diffs.append(diffs)
-        lang_obs.append(obs)
+        tested[lang] = _common_examples(pairs)  # every seed pair on the same examples
+    per_lang: list[BootstrapResult] = []
     average = None
-    if len(lang_diffs) > 1:
-        obs = float(np.mean(lang_obs))
-        diffs = np.mean(lang_diffs, axis=0)
-        lo, hi, p = summarize(obs, diffs)
-        average = BootstrapResult(AVG, metric, obs, lo, hi, p, sum(r.n_examples for r in per_lang), tuple(seeds), n_resamples)
-    tested = [r.lang for r in per_lang]
-    seed_tests = _seed_tests(values, runs_a, runs_b, seeds, tested)
-    return Comparison(task, method_a, method_b, split, metric, per_lang, average, seed_tests, skipped)
+    joint = False
+    if tested:
+        joint = _parallel(tested)
+        rng = np.random.default_rng(seed)
+        dists, avg = two_level_bootstrap(tested, n_resamples, rng, joint)
+        for lang, (obs, d) in dists.items():
+            lo, hi, p = summarize(obs, d)
+            per_lang.append(BootstrapResult(lang, metric, obs, lo, hi, p, tested[lang][0][0].num.size, tuple(seeds),
+                                            n_resamples))
+        adjusted = holm([r.p_value for r in per_lang])
+        per_lang = [dataclasses.replace(r, p_holm=a) for r, a in zip(per_lang, adjusted)]
+        if avg is not None:
+            lo, hi, p = summarize(*avg)
+            average = BootstrapResult(AVG, metric, avg[0], lo, hi, p, sum(r.n_examples for r in per_lang),
+                                      tuple(seeds), n_resamples)
+    seed_tests = _seed_tests(values, runs_a, runs_b, seeds, [r.lang for r in per_lang])
+    return Comparison(task, method_a, method_b, split, metric, per_lang, average, seed_tests, skipped, joint,
+                      tuple(sorted(runs_a)), tuple(sorted(runs_b)))
+
+
+def _parallel(tested: dict[str, list[tuple[ExampleStats, ExampleStats]]]) -> bool:
+    """Do all languages hold the same item ids with the same gold labels (translations of one test set)?"""
+    if len(tested) < 2:
+        return False
+    first = next(iter(tested.values()))[0][0]
+    return all(pairs[0][0].idx.shape == first.idx.shape and np.array_equal(pairs[0][0].idx, first.idx)
+               and pairs[0][0].gold == first.gold for pairs in tested.values())
 
 
 def _common_examples(pairs: list[tuple[ExampleStats, ExampleStats]]) -> list[tuple[ExampleStats, ExampleStats]]:
@@ -302,8 +379,8 @@ def _common_examples(pairs: list[tuple[ExampleStats, ExampleStats]]) -> list[tup
     out = []
     for a, b in pairs:
         k = np.searchsorted(a.idx, common)  # idx are sorted (predictions come ORDER BY idx)
-        out.append(tuple(ExampleStats(s.idx[k], tuple(s.gold[i] for i in k), s.num[k], s.den[k]) for s in (a, b)))
-    return out  # type: ignore[return-value]
+        out.append((a.take(k), b.take(k)))
+    return out
 
 
 def _metric_values(store: Store, run_ids: list[str], split: str, metric: str) -> dict[tuple[str, str], float]:
@@ -323,3 +400,102 @@ def _seed_tests(values, runs_a, runs_b, seeds, langs) -> dict[str, SeedTest]:
             [float(np.mean([values[runs_b[s], lg] for lg in langs])) for s in ok],
         )
     return out
+
+
+# -- above chance ------------------------------------------------------------------------------------------------
+def chance_check(store: Store, variant: str, lang: str, *, split: str = "test", metric: str = "accuracy",
+                 n_resamples: int = N_RESAMPLES, seed: int = 0) -> ChanceCheck | None:
+    """The variant's score on ``lang`` against the majority-class baseline (two-level bootstrap of the
+    difference); None when the language has no stored predictions."""
+    runs = variant_runs(store, variant)
+    stats = {s: _stats(store, rid, lang, split, metric) for s, rid in runs.items()}
+    stats = {s: st for s, st in stats.items() if st is not None}
+    if not stats:
+        return None
+    seeds = sorted(stats)
+    gold = stats[seeds[0]].gold
+    baseline = 0.0 if metric in ("f1", "precision", "recall") else _majority(gold, metric)
+    base = ExampleStats(stats[seeds[0]].idx, gold, np.full(len(gold), baseline), np.ones(len(gold)))
+    if metric == "accuracy" and _is_json_list(gold[0]):  # token accuracy: per-sentence tag counts
+        lens = np.array([len(json.loads(g)) for g in gold], dtype=float)
+        base = ExampleStats(base.idx, gold, lens * baseline, lens)
+    pairs = _common_examples([(stats[s], base) for s in seeds])
+    dists, _ = two_level_bootstrap({lang: pairs}, n_resamples, np.random.default_rng(seed), joint=False)
+    obs, d = dists[lang]
+    lo, hi, _ = summarize(obs, d)
+    score = float(np.mean([a.value() for a, _ in pairs]))
+    return ChanceCheck(lang, metric, score, baseline, lo, hi, tuple(seeds))
+
+
+def _majority(gold: Sequence[str], metric: str) -> float:
+    if _is_json_list(gold[0]):  # token accuracy: the most frequent tag's share of all tags
+        tags = [t for g in gold for t in json.loads(g)]
+        return max(tags.count(t) for t in set(tags)) / len(tags) if tags else 0.0
+    return max(gold.count(g) for g in set(gold)) / len(gold)
+
+
+# -- small samples ---------------------------------------------------------------------------------------------
+def spearman_exact(xs: Sequence[float], ys: Sequence[float]) -> tuple[float, float, str]:
+    """Spearman's ρ with its two-sided p: exact (every permutation of the ranks) for n <= 10, a 9,999-permutation
+    Monte Carlo p above that -- scipy's asymptotic p is wrong at small n (a perfect order of 4 gives p = 0.0;
+    the exact p is 2/24 = 0.083). Returns (rho, p, method)."""
+    n = len(xs)
+    rx, ry = sps.rankdata(xs), sps.rankdata(ys)
+    if n < 3 or np.std(rx) == 0 or np.std(ry) == 0:
+        return math.nan, math.nan, "too few"
+    rho = float(np.corrcoef(rx, ry)[0, 1])
+    if n <= 10:
+        rxc = rx - rx.mean()
+        denom = math.sqrt((rxc ** 2).sum() * ((ry - ry.mean()) ** 2).sum())
+        hits = total = 0
+        block = []
+        for perm in itertools.permutations(ry):
+            block.append(perm)
+            if len(block) == 200_000:
+                h, t = _count(np.array(block), rxc, denom, rho)
+                hits, total, block = hits + h, total + t, []
+        if block:
+            h, t = _count(np.array(block), rxc, denom, rho)
+            hits, total = hits + h, total + t
+        return rho, hits / total, "exact permutation"
+    res = sps.permutation_test((ry,), lambda y: np.corrcoef(rx, y)[0, 1], permutation_type="pairings",
+                               n_resamples=9999, alternative="two-sided", random_state=0)
+    return rho, float(res.pvalue), "permutation (9,999)"
+
+
+def _count(perms: np.ndarray, rxc: np.ndarray, denom: float, rho: float) -> tuple[int, int]:
+    r = (perms - perms.mean(axis=1, keepdims=True)) @ rxc / denom
+    return int(np.sum(np.abs(r) >= abs(rho) - 1e-12)), len(perms)
+
+
+# -- variance split -----------------------------------------------------------------------------------------------
+@dataclass(frozen=True)
+class VarianceSplit:
+    """Variance of a variant's runs split into shot-sample, initialisation and residual parts (two-way random
+    effects ANOVA without replication over a full shot-seed x init-seed grid)."""
+
+    n_shot: int
+    n_init: int
+    shot: float
+    init: float
+    residual: float
+
+    @property
+    def total(self) -> float:
+        return self.shot + self.init + self.residual
+
+
+def variance_split(values: dict[tuple[int, int], float]) -> VarianceSplit | None:
+    """``values[(shot_seed, init_seed)]`` -> the variance components, when both vary over a full grid."""
+    shots = sorted({s for s, _ in values})
+    inits = sorted({i for _, i in values})
+    if len(shots) < 2 or len(inits) < 2 or any((s, i) not in values for s in shots for i in inits):
+        return None
+    y = np.array([[values[s, i] for i in inits] for s in shots])
+    a, b = y.shape
+    grand = y.mean()
+    ms_shot = b * ((y.mean(axis=1) - grand) ** 2).sum() / (a - 1)
+    ms_init = a * ((y.mean(axis=0) - grand) ** 2).sum() / (b - 1)
+    resid = y - y.mean(axis=1, keepdims=True) - y.mean(axis=0, keepdims=True) + grand
+    ms_res = (resid ** 2).sum() / ((a - 1) * (b - 1))
+    return VarianceSplit(a, b, max(0.0, (ms_shot - ms_res) / b), max(0.0, (ms_init - ms_res) / a), float(ms_res))

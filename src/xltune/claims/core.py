@@ -22,7 +22,7 @@ import yaml
 from ..analysis import aggregate as agg
 from ..analysis.resources import ResourceTable
 from ..analysis.select import select_runs
-from ..analysis.significance import Comparison, compare_variants
+from ..analysis.significance import ChanceCheck, Comparison, chance_check, compare_variants
 from ..errors import XLTuneError, unknown_name, where, yaml_error
 from ..registry import Registry
 from ..store import Store
@@ -31,7 +31,10 @@ SUPPORTED = "supported"
 CONTRADICTED = "contradicted"
 INCONCLUSIVE = "inconclusive"
 NOT_TESTABLE = "not testable"
-STATUSES = (SUPPORTED, CONTRADICTED, INCONCLUSIVE, NOT_TESTABLE)
+STATUSES = (SUPPORTED, CONTRADICTED, INCONCLUSIVE, NOT_TESTABLE)  # empirical verdicts, from runs
+HOLDS = "holds by construction"  # facts about configurations (parameter shares, architecture): not empirical
+FAILS = "fails by construction"
+FACTS = (HOLDS, FAILS)
 DEFAULT_CLAIMS = "claims.yaml"
 
 
@@ -52,10 +55,15 @@ class Verdict:
     statistic: str  # the headline numbers, one line
     runs: str = ""  # runs used, or the runs that would make it testable
     details: list[str] = field(default_factory=list)  # one line per setting (task, model, shots) or fact
+    settings: list[tuple[str, str, str]] = field(default_factory=list)  # (setting, its status, why), every one
 
     @property
     def id(self) -> str:
         return self.claim.id
+
+    @property
+    def is_fact(self) -> bool:
+        return self.status in FACTS
 
 
 @dataclass(frozen=True)
@@ -98,10 +106,13 @@ def load_claims(path: str | Path | None = None) -> list[Claim]:
     if not isinstance(items, list) or not items:
         raise XLTuneError(f"{source}: expected a top-level 'claims:' list of {{id, text, check, params}}")
     lines = _claim_lines(text)
+    shared = data.get("defaults") or {}
+    if not isinstance(shared, dict):
+        raise XLTuneError(f"{source}: defaults must be a mapping of parameters (e.g. min_seeds: 3), got {shared!r}")
     out, seen = [], set()
     for i, item in enumerate(items):
         loc = where(source, lines[i] if i < len(lines) else None)
-        out.append(_parse_claim(item, loc))
+        out.append(_parse_claim(item, loc, shared))
         if out[-1].id in seen:
             raise XLTuneError(f"{loc}: claim id {out[-1].id!r} is used twice")
         seen.add(out[-1].id)
@@ -113,7 +124,7 @@ def _claim_lines(text: str) -> list[int]:
     return [n for n, line in enumerate(text.splitlines(), 1) if line.lstrip().startswith("- id:")]
 
 
-def _parse_claim(item: Any, loc: str) -> Claim:
+def _parse_claim(item: Any, loc: str, shared: dict | None = None) -> Claim:
     if not isinstance(item, dict):
         raise XLTuneError(f"{loc}: a claim must be a mapping with id, text, check, params; got {item!r}")
     for key in item:
@@ -129,7 +140,9 @@ def _parse_claim(item: Any, loc: str) -> Claim:
     for key in params:
         if key not in kind.defaults:
             raise unknown_name(f"parameter of check {item['check']!r}", key, kind.defaults, f"{loc} (claim {item['id']})")
-    return Claim(str(item["id"]), str(item["text"]).strip(), str(item["check"]), {**kind.defaults, **params}, loc)
+    inherited = {k: v for k, v in (shared or {}).items() if k in kind.defaults}  # the file's defaults that apply
+    return Claim(str(item["id"]), str(item["text"]).strip(), str(item["check"]),
+                 {**kind.defaults, **inherited, **params}, loc)
 
 
 # -- what checks read ------------------------------------------------------------------------------------------
@@ -177,6 +190,7 @@ class Context:
             metric_sets[r["task"]].add(r["metric"])
         self.primary = {t: agg.primary_metric(m) for t, m in metric_sets.items()}
         self._cmp: dict[tuple, Comparison | XLTuneError] = {}
+        self._chance: dict[tuple, ChanceCheck | XLTuneError | None] = {}
 
     # runs ---------------------------------------------------------------------------------------------------
     def task_names(self) -> list[str]:
@@ -244,6 +258,28 @@ class Context:
                 self._cmp[key] = e
         return self._cmp[key]
 
+    def chance(self, setting: Setting, arm: Arm, split: str = "test") -> ChanceCheck | XLTuneError | None:
+        """Is the arm above the majority-class baseline where it was trained (its source language; when that was
+        not evaluated, its best language)? None when the runs hold no predictions to check it with."""
+        key = (setting, arm, split)
+        if key not in self._chance:
+            v = self.variant(setting, arm)
+            if isinstance(v, XLTuneError):
+                self._chance[key] = v
+                return v
+            runs = [r for r in self.runs if r["variant"] == v]
+            sources = runs[0]["source_langs"].split(",") if runs else []
+            means = {r.lang: r.mean for r in self.rows if r.variant == v and r.split == split and r.lang != agg.AVG
+                     and r.metric == self.metric(setting.task)}
+            lang = next((s for s in sources if s in means), max(means, key=means.get) if means else None)
+            try:
+                self._chance[key] = None if lang is None else chance_check(
+                    self.store, v, lang, split=split, metric=self.metric(setting.task), n_resamples=self.n_resamples,
+                    seed=self.seed)
+            except XLTuneError as e:
+                self._chance[key] = e
+        return self._chance[key]
+
     def gains(self, setting: Setting, a: Arm, b: Arm, split: str = "test") -> dict[str, float] | XLTuneError:
         """Per-language mean(a) - mean(b) over seeds (stored metric values, no predictions needed); an error when an
         arm has several variants in the setting."""
@@ -278,11 +314,17 @@ def _select_shots(shots: str, sel: Any) -> bool:
 
 # -- combining per-setting results -----------------------------------------------------------------------------
 def combine(results: Sequence[tuple[str, str, str]]) -> tuple[str, str]:
-    """(status, reason) over per-setting (label, status, reason): unanimous, or inconclusive when mixed."""
+    """(status, reason) over every setting a claim needs, each (label, status, reason). A claim is supported
+    (contradicted) only when every setting it needs is; one untested setting makes it inconclusive, naming it
+    (a claim "across XNLI, PAWS-X, POS and NER" is not shown by three of them); settings that disagree too."""
     counts = {s: [lbl for lbl, st, _ in results if st == s] for s in STATUSES}
     tested = [r for r in results if r[1] != NOT_TESTABLE]
+    untested = [r for r in results if r[1] == NOT_TESTABLE]
     if not tested:
         return NOT_TESTABLE, "; ".join(f"{lbl}: {why}" for lbl, _, why in results) or "no runs"
+    if untested:
+        return INCONCLUSIVE, ("untested: " + "; ".join(f"{lbl} ({why})" for lbl, _, why in untested)
+                              + " -- tested: " + "; ".join(f"{lbl} {st}" for lbl, st, _ in tested))
     if len(tested) == 1:
         return tested[0][1], tested[0][2]
     statuses = {st for _, st, _ in tested}
@@ -319,10 +361,22 @@ def check_claims(store_path: str | Path, *, claims: str | Path | Sequence[Claim]
 
 def format_verdicts(verdicts: Sequence[Verdict], markdown: bool = False) -> str:
     """A terminal table (id, verdict, statistic, reason), or Markdown with one section of evidence per claim."""
+    empirical = [v for v in verdicts if not v.is_fact]
+    facts = [v for v in verdicts if v.is_fact]
+    counts = {s: sum(v.status == s for v in empirical) for s in STATUSES}
+    tally = ", ".join(f"{n} {s}" for s, n in counts.items()) + " (from runs)"
+    if facts:
+        tally += "; by construction: " + ", ".join(f"{v.id} {v.status.split()[0]}" for v in facts) + \
+            " (facts about configurations, not counted with the verdicts)"
     if markdown:
         out = ["# Claims checked against the stored runs\n",
                agg.markdown_table(["claim", "verdict", "statistic", "reason"],
-                                  [[v.id, v.status, v.statistic, v.reason] for v in verdicts])]
+                                  [[v.id, v.status, v.statistic, v.reason] for v in empirical])]
+        if facts:
+            out.append("\nFacts about configurations, not empirical verdicts (they hold or fail by construction):\n")
+            out.append(agg.markdown_table(["claim", "status", "statistic", "reason"],
+                                          [[v.id, v.status, v.statistic, v.reason] for v in facts]))
+        out.append(f"\n{tally}\n")
         for v in verdicts:
             out.append(f"\n## {v.id}: {v.claim.text}\n")
             out.append(f"**{v.status}** — {v.reason}\n")
@@ -330,20 +384,24 @@ def format_verdicts(verdicts: Sequence[Verdict], markdown: bool = False) -> str:
             out.append(f"- statistic: {v.statistic}")
             if v.runs:
                 out.append(f"- runs: {v.runs}")
+            if v.settings:
+                out.append("- settings:")
+                out.extend(f"  - {lbl}: **{st}** — {why}" for lbl, st, why in v.settings)
             out.extend(f"- {d}" for d in v.details)
         return "\n".join(out) + "\n"
     lines = []
     width = max([len(v.id) for v in verdicts] + [5])
-    for v in verdicts:
+    for v in [*empirical, *facts]:
         lines.append(f"{v.id:<{width}}  {v.status.upper():<13} {v.claim.text}")
         pad = " " * (width + 2)
         lines.append(f"{pad}statistic: {v.statistic}")
         lines.append(f"{pad}reason:    {v.reason}")
         if v.runs:
             lines.append(f"{pad}runs:      {v.runs}")
+        if len(v.settings) > 1:
+            lines.extend(f"{pad}  setting {lbl}: {st} — {why}" for lbl, st, why in v.settings)
         lines.extend(f"{pad}  · {d}" for d in v.details)
-    counts = {s: sum(v.status == s for v in verdicts) for s in STATUSES}
-    lines.append(", ".join(f"{n} {s}" for s, n in counts.items()))
+    lines.append(tally)
     return "\n".join(lines) + "\n"
 
 
