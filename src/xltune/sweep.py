@@ -162,6 +162,16 @@ def run_sweep(config_path: str | Path, grid_items: list[str], *, overrides: list
     todo = [c for c in cells if not c.done]
     log(f"sweep: {len(cells)} runs, {len(cells) - len(todo)} already in the store, {len(todo)} to run")
     if dry_run:
+        checked: dict[str, str] = {}
+        for c in cells:  # every distinct data set the sweep reads, read once
+            t, tr, ev = c.config.task, c.config.train, c.config.eval
+            key = repr((t, tr.languages, tr.split, tr.shots, tr.dev.policy, tr.dev.split, ev.split, ev.languages,
+                        ev.max_examples))
+            if key not in checked:
+                from .runs.prepare import check_data
+
+                checked[key] = check_data(c.config)
+                log(f"  data  {checked[key]}")
         for i, c in enumerate(cells):
             log(f"  {i:>4}  {'done   ' if c.done else 'pending'}  {c.run_id}  {c.config.method.name:<11} "
                 f"{c.config.objective_tag:<8} {c.config.task.name:<6} K={c.config.train.shots!s:<4} seed {c.seed}"

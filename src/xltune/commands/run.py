@@ -14,6 +14,9 @@ def add_parser(sub) -> None:
     p.add_argument("--processes", type=int, default=1, metavar="N",
                    help="data-parallel processes (one per GPU; gloo on CPU); same as `accelerate launch`/torchrun")
     p.add_argument("--print-config", action="store_true", help="print the resolved config and exit")
+    p.add_argument("--dry-run", action="store_true",
+                   help="check the config and read its data files (pools, dev, test, K shots), list its runs; "
+                        "build no model, train nothing")
     p.set_defaults(func=main)
 
 
@@ -30,6 +33,8 @@ def main(args) -> int:
     if args.print_config:
         print(yaml.safe_dump(resolve_paths(cfg).to_dict(), sort_keys=False, allow_unicode=True))
         return 0
+    if args.dry_run:
+        return dry_run(cfg)
     if args.processes > 1 and "WORLD_SIZE" not in os.environ:
         # relaunch this command under torch's elastic launcher (what `accelerate launch` uses underneath)
         argv = [a for a in sys.argv[1:]]
@@ -44,4 +49,24 @@ def main(args) -> int:
     from ..api import run_experiment
 
     run_experiment(cfg, force=args.force)
+    return 0
+
+
+def dry_run(cfg) -> int:
+    from pathlib import Path
+
+    from .. import variants
+    from ..config import resolve_paths
+    from ..runs.prepare import check_data
+    from ..store import Store
+
+    cfg = resolve_paths(cfg)
+    print(f"variant   {variants.label(cfg)}  ({variants.variant_id(cfg)})")
+    print(f"data      {check_data(cfg)}")
+    done = set()
+    if Path(cfg.store).is_file():
+        with Store(cfg.store) as s:
+            done = {seed for seed in cfg.seeds if s.has_run(cfg.run_key(seed))}
+    for seed in cfg.seeds:
+        print(f"seed {seed:<4} run {cfg.run_key(seed)}  {'done' if seed in done else 'pending'}")
     return 0

@@ -91,23 +91,41 @@ def run_seed(prep: Prepared, seed: int, run_id: str, store: Store, force: bool, 
     ctx.log(runner.title(prep, seed, run_id))
     fit = runner.fit(ctx, shots, manifest, force)
     t0 = time.perf_counter()
-    results, facts = evaluate_languages(ctx, runner)
+    results, facts = evaluate_languages(ctx, runner, held_out_items(prep, shots))
     eval_seconds = time.perf_counter() - t0
     if ctx.is_main:
         record(ctx, fit, results, facts, eval_seconds, store, force)
     return RunResult(run_id, seed, results, fit.train)
 
 
-def evaluate_languages(ctx: RunContext, runner) -> tuple[list[LanguageResult], dict]:
+def held_out_items(prep: Prepared, shots: list) -> dict[str, set[int]]:
+    """Evaluation items to leave out because the shots come from the same split: the shots themselves in their
+    language, and, when the split is parallel across languages, their translations in every other language
+    (PAWS-X shots drawn from English dev, evaluated on every language's dev)."""
+    cfg, spec = prep.cfg, prep.spec
+    if cfg.eval.split != cfg.train.split or not shots:
+        return {}
+    parallel = cfg.train.split in spec.parallel_splits
+    out = {lang: {e.index for e in shots if parallel or e.lang == lang} for lang in prep.targets}
+    return {lang: idx for lang, idx in out.items() if idx}
+
+
+def evaluate_languages(ctx: RunContext, runner, held_out: dict[str, set[int]] | None = None
+                       ) -> tuple[list[LanguageResult], dict]:
     """Every target language: encode (once per experiment), predict (sharded over processes), score. A method's
-    ``for_language`` hook wraps each language (e.g. swaps in that language's module); what it yields is kept."""
+    ``for_language`` hook wraps each language (e.g. swaps in that language's module); what it yields is kept.
+    ``held_out``: items left out per language (the shots, or their translations, in the evaluated split)."""
     cfg, spec, prep = ctx.cfg, ctx.spec, ctx.prep
+    held_out = held_out or {}
     results, facts, truncated, windowed = [], {}, 0, 0
     langs = tqdm(prep.targets, desc="evaluate", unit="lang", leave=False,
                  disable=not (ctx.is_main and sys.stderr.isatty()))
     hook = ctx.method.for_language
     for lang in langs:
-        enc = runner.encode_eval(ctx, lang)
+        examples = prep.test[lang]
+        if lang in held_out:
+            examples = [e for e in examples if e.index not in held_out[lang]]
+        enc = runner.encode_eval(ctx, lang, examples)
         truncated += enc.truncated
         windowed += enc.windowed
         if hook is not None:
@@ -117,7 +135,12 @@ def evaluate_languages(ctx: RunContext, runner) -> tuple[list[LanguageResult], d
                 facts[lang] = fact
         else:
             preds = ctx.predict(enc)
-        results.append(score(spec, prep.test[lang], preds, lang, cfg.eval.split, cfg.eval.ner_mode))
+        results.append(score(spec, examples, preds, lang, cfg.eval.split, cfg.eval.ner_mode))
+    if held_out:
+        n = max(len(v) for v in held_out.values())
+        ctx.log(f"   note: up to {n} evaluation item(s) per language left out: the shots come from the evaluated "
+                f"split {cfg.eval.split!r}" + (" (their translations too: the split is parallel)"
+                                               if cfg.train.split in spec.parallel_splits else ""))
     if truncated:
         ctx.log(f"   note: {truncated} evaluation example(s) truncated to {cfg.model.max_length} tokens")
     if windowed:
@@ -128,6 +151,8 @@ def evaluate_languages(ctx: RunContext, runner) -> tuple[list[LanguageResult], d
     out = {"truncated": truncated, "windowed": windowed}
     if facts:
         out["per_language"] = facts
+    if held_out:
+        out["held_out"] = {lang: len(v) for lang, v in held_out.items()}
     return results, out
 
 
@@ -142,8 +167,9 @@ def record(ctx: RunContext, fit: Fit, results: list[LanguageResult], facts: dict
     trainable, total = ctx.model.count_parameters()
     extra = {**fit.extra, "truncated": facts.get("truncated", 0) + fit.truncated, "windowed": facts.get("windowed", 0),
              "decoder": ctx.backbone.is_decoder, "task_kind": spec.kind}
-    if "per_language" in facts:
-        extra["per_language"] = facts["per_language"]
+    for key in ("per_language", "held_out"):
+        if key in facts:
+            extra[key] = facts[key]
     rec = RunRecord(
         run_id=ctx.run_id, seed=ctx.seed, task=spec.name, method=cfg.method.name, objective=cfg.objective_tag,
         model=cfg.model.name_or_path, shots=str(cfg.train.shots), source_langs=ctx.prep.sources,

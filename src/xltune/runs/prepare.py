@@ -64,3 +64,26 @@ def prepare(cfg) -> Prepared:
         exs = load_examples(spec, data_dir, cfg.eval.split, lang)
         test[lang] = exs[: cfg.eval.max_examples] if cfg.eval.max_examples else exs
     return Prepared(cfg, spec, list(cfg.train.languages), targets, pool, dev, test)
+
+
+def check_data(cfg) -> str:
+    """Read what a run of ``cfg`` would read (its pools, dev and test files: labels, languages, K shots) without
+    building a model; a one-line summary, or the same error the run would give. Hub data (no data_dir) is not
+    fetched: said so."""
+    from ..config import resolve_paths
+    from ..data.fewshot import sample_shots
+
+    import copy
+
+    cfg = resolve_paths(copy.deepcopy(cfg))
+    if not cfg.task.data_dir:
+        return f"{cfg.task.name}: data from the hub (not checked offline)"
+    prep = prepare(cfg)
+    if cfg.train.shots != 0:
+        for lang in prep.sources:  # too few examples for K shots fails here, not after a model is loaded
+            sample_shots(prep.pool[lang], prep.spec, cfg.train.shots, cfg.seeds[0])
+    sizes = [len(v) for v in prep.test.values()]
+    pools = ", ".join(f"{lang} {len(v)}" for lang, v in prep.pool.items())
+    dev = ", ".join(f"{lang} {len(v)}" for lang, v in prep.dev.items()) or "none"
+    return (f"{prep.spec.name}: {cfg.train.split} pool {pools}; dev {dev}; {cfg.eval.split} {len(prep.targets)} "
+            f"languages ({min(sizes)}-{max(sizes)} examples)")

@@ -59,8 +59,11 @@ class Runner:
     def fit(self, ctx: RunContext, shots: list, manifest: dict, force: bool) -> Fit:
         raise NotImplementedError
 
-    def encode_eval(self, ctx: RunContext, lang: str) -> Encoded:
-        return ctx.encode_test(lang)
+    def encode_eval(self, ctx: RunContext, lang: str, examples: list) -> Encoded:
+        """The target language's evaluation examples, encoded (cached when they are the whole test set)."""
+        if examples is ctx.prep.test[lang]:
+            return ctx.encode_test(lang)
+        return ctx.encode_train(examples)
 
 
 RUNNERS: Registry[Runner] = Registry("runner")
@@ -198,13 +201,13 @@ class InContextRunner(Runner):
                  "demonstrations": ctx.cfg.method.demonstrations, "n_demonstrations": len(demos)}
         return Fit(manifest, None, extra)
 
-    def encode_eval(self, ctx: RunContext, lang: str) -> Encoded:
+    def encode_eval(self, ctx: RunContext, lang: str, examples: list) -> Encoded:
         from ..models.verbalizer import encode_verbalized
 
         demos = translated_demonstrations(ctx.prep, self.demos, lang) \
             if ctx.cfg.method.demonstrations == "translated" else self.demos
         text = demonstration_prefix(demos, ctx.templates)
-        return encode_verbalized(ctx.prep.test[lang], ctx.tokenizer, ctx.templates, self.limit,
+        return encode_verbalized(examples, ctx.tokenizer, ctx.templates, self.limit,
                                  prefix=lambda e: text,
                                  what=f"{lang}: K={ctx.cfg.train.shots} demonstrations + input vs {self.what}")
 
