@@ -166,3 +166,34 @@ def test_masakhaner_and_udpos_run(shared_data, tiny_xglm_dir, tmp_path, task, so
     metric = "f1" if task == "masakhaner" else "accuracy"
     with Store(tmp_path / "s.sqlite") as s:
         assert len({r["lang"] for r in s.metrics(metric=metric)}) >= n_min
+
+
+@pytest.mark.shared
+def test_masakhaner_headline_f1_is_conlleval_and_the_bootstrap_point_estimate(shared_data, tiny_xlmr_dir, tmp_path):
+    """A real MasakhaNER v1 run: every language's stored F1 equals conlleval.pl's counts on the stored
+    predictions, and the bootstrap's point estimate is that headline, to 4 decimals (one F1 everywhere)."""
+    import json
+
+    from xltune.analysis.significance import chance_check, example_stats
+    from xltune.metrics import conlleval_counts
+
+    cfg = load_config(None, [
+        f"model.name_or_path={tiny_xlmr_dir}", "method.name=finetune", "task.name=masakhaner",
+        f"task.data_dir={shared_data / 'masakhaner' / 'v1'}", "train.languages=[swa]", "train.split=train",
+        "train.shots=8", "train.epochs=3", "train.lr=1e-2", "train.batch_size=8", "train.dev.policy=none",
+        "eval.split=test", "eval.max_examples=150", "seeds=[1]", f"store={tmp_path / 's.sqlite'}",
+        f"output_dir={tmp_path / 'runs'}", "save_checkpoint=false"])
+    run_experiment(cfg, log=lambda *_: None)
+    with Store(tmp_path / "s.sqlite") as s:
+        (run,) = s.runs()
+        assert run["ner_mode"] == "conlleval" and run["headline_metric"] == "f1"
+        f1 = {r["lang"]: r["value"] for r in s.metrics(metric="f1")}
+        assert len(f1) == 10 and max(f1.values()) > 0  # the model finds some entities: the check is not 0 == 0
+        for lang, value in f1.items():
+            rows = s.predictions(run["run_id"], lang, "test")
+            gold = [json.loads(g) for _, g, _ in rows]
+            pred = [json.loads(p) for _, _, p in rows]
+            assert round(conlleval_counts(gold, pred)["f1"], 4) == round(value, 4), lang
+            assert round(example_stats(rows, "f1", "conlleval").value(), 4) == round(value, 4), lang
+        check = chance_check(s, run["variant"], "swa", metric="f1", n_resamples=50)
+        assert round(check.score, 4) == round(f1["swa"], 4)
