@@ -168,12 +168,14 @@ def test_span_f1_point_estimate_is_the_headline_in_both_modes():
 
 
 def test_spearman_exact_p_and_holm():
-    rho, p, how = sig.spearman_exact([1, 2, 3, 4], [10, 20, 30, 40])
+    from xltune.analysis.correlation import spearman_exact
+
+    rho, p, how = spearman_exact([1, 2, 3, 4], [10, 20, 30, 40])
     assert rho == pytest.approx(1.0) and p == pytest.approx(2 / 24) and how == "exact permutation"
     from scipy import stats
 
     assert stats.spearmanr([1, 2, 3, 4], [10, 20, 30, 40]).pvalue < 1e-6  # the asymptotic p it replaces
-    rho, p, _ = sig.spearman_exact(list(range(7)), [3, 1, 4, 1.5, 5, 9, 2.6])
+    rho, p, _ = spearman_exact(list(range(7)), [3, 1, 4, 1.5, 5, 9, 2.6])
     ref = stats.permutation_test(([3, 1, 4, 1.5, 5, 9, 2.6],), lambda y: stats.spearmanr(range(7), y).statistic,
                                  permutation_type="pairings", n_resamples=10_000)  # exhaustive: 7! = 5040
     assert p == pytest.approx(ref.pvalue)

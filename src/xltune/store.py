@@ -146,7 +146,9 @@ class Store:
                     conn.execute("PRAGMA journal_mode=WAL")
                 conn.execute("PRAGMA foreign_keys=ON")
                 conn.executescript(SCHEMA)
-                if conn.execute("PRAGMA user_version").fetchone()[0] < STORE_VERSION:
+                have = {r[1] for r in conn.execute("PRAGMA table_info(runs)")}
+                if (conn.execute("PRAGMA user_version").fetchone()[0] < STORE_VERSION
+                        or any(c not in have for c, _ in V2_COLUMNS)):
                     _migrate(conn)
                 return conn
             except sqlite3.OperationalError as e:
@@ -260,10 +262,11 @@ def _migrate(conn: sqlite3.Connection) -> None:
 
     conn.execute("BEGIN IMMEDIATE")
     try:
-        if conn.execute("PRAGMA user_version").fetchone()[0] >= STORE_VERSION:  # another process did it meanwhile
+        have = {r[1] for r in conn.execute("PRAGMA table_info(runs)")}
+        if (conn.execute("PRAGMA user_version").fetchone()[0] >= STORE_VERSION
+                and all(c in have for c, _ in V2_COLUMNS)):  # another process did it meanwhile
             conn.execute("COMMIT")
             return
-        have = {r[1] for r in conn.execute("PRAGMA table_info(runs)")}
         for name, kind in V2_COLUMNS:
             if name not in have:
                 conn.execute(f"ALTER TABLE runs ADD COLUMN {name} {kind}")
@@ -274,6 +277,7 @@ def _migrate(conn: sqlite3.Connection) -> None:
                 conn.execute("UPDATE runs SET variant=?, variant_label=?, run_key=?, config_schema=?, objective=?, "
                              "headline_metric=?, ner_mode=?, shot_seed=? WHERE run_id=?",
                              (*_identity(run_id, seed, objective, config_json, extra_json, conn), seed, run_id))
+        conn.execute("UPDATE runs SET shot_seed=seed WHERE shot_seed IS NULL")
         conn.execute("CREATE INDEX IF NOT EXISTS runs_by_key ON runs(run_key)")
         conn.execute(f"PRAGMA user_version={STORE_VERSION}")
         conn.execute("COMMIT")

@@ -26,7 +26,6 @@ distribution d*; the 95 % CI is its 2.5 / 97.5 percentiles. Identical prediction
 from __future__ import annotations
 
 import dataclasses
-import itertools
 import json
 import math
 import warnings
@@ -432,40 +431,6 @@ def _majority(gold: Sequence[str], metric: str) -> float:
         tags = [t for g in gold for t in json.loads(g)]
         return max(tags.count(t) for t in set(tags)) / len(tags) if tags else 0.0
     return max(gold.count(g) for g in set(gold)) / len(gold)
-
-
-# -- small samples ---------------------------------------------------------------------------------------------
-def spearman_exact(xs: Sequence[float], ys: Sequence[float]) -> tuple[float, float, str]:
-    """Spearman's ρ with its two-sided p: exact (every permutation of the ranks) for n <= 10, a 9,999-permutation
-    Monte Carlo p above that -- scipy's asymptotic p is wrong at small n (a perfect order of 4 gives p = 0.0;
-    the exact p is 2/24 = 0.083). Returns (rho, p, method)."""
-    n = len(xs)
-    rx, ry = sps.rankdata(xs), sps.rankdata(ys)
-    if n < 3 or np.std(rx) == 0 or np.std(ry) == 0:
-        return math.nan, math.nan, "too few"
-    rho = float(np.corrcoef(rx, ry)[0, 1])
-    if n <= 10:
-        rxc = rx - rx.mean()
-        denom = math.sqrt((rxc ** 2).sum() * ((ry - ry.mean()) ** 2).sum())
-        hits = total = 0
-        block = []
-        for perm in itertools.permutations(ry):
-            block.append(perm)
-            if len(block) == 200_000:
-                h, t = _count(np.array(block), rxc, denom, rho)
-                hits, total, block = hits + h, total + t, []
-        if block:
-            h, t = _count(np.array(block), rxc, denom, rho)
-            hits, total = hits + h, total + t
-        return rho, hits / total, "exact permutation"
-    res = sps.permutation_test((ry,), lambda y: np.corrcoef(rx, y)[0, 1], permutation_type="pairings",
-                               n_resamples=9999, alternative="two-sided", random_state=0)
-    return rho, float(res.pvalue), "permutation (9,999)"
-
-
-def _count(perms: np.ndarray, rxc: np.ndarray, denom: float, rho: float) -> tuple[int, int]:
-    r = (perms - perms.mean(axis=1, keepdims=True)) @ rxc / denom
-    return int(np.sum(np.abs(r) >= abs(rho) - 1e-12)), len(perms)
 
 
 # -- variance split -----------------------------------------------------------------------------------------------

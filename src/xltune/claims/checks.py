@@ -21,8 +21,8 @@ from collections.abc import Sequence
 import numpy as np
 from scipy import stats as sps
 
-from ..analysis.correlation import spearman
-from ..analysis.significance import BootstrapResult, Comparison, spearman_exact
+from ..analysis.correlation import spearman, spearman_exact
+from ..analysis.significance import BootstrapResult, Comparison
 from ..errors import XLTuneError
 from .core import (CONTRADICTED, FAILS, HOLDS, INCONCLUSIVE, NOT_TESTABLE, SUPPORTED, Arm, Claim, Context, Setting,
                    Verdict, ci, combine, pts, register_check)
@@ -136,7 +136,7 @@ def paired_difference(claim: Claim, ctx: Context) -> Verdict:
         seed_txt = (f"; per-seed differences {', '.join(pts(d) for d in st.diffs)}, paired t p = {st.t_p:.3g}"
                     if st and st.diffs and not math.isnan(st.t_p) else "")
         where_ = f"{len(per)} language(s)" if res.lang == "avg" else f"the only language ({res.lang})"
-        joint = " (items drawn jointly: parallel test sets)" if cmp.joint and res.lang == "avg" else ""
+        joint = "; items drawn jointly, the test sets being parallel" if cmp.joint and res.lang == "avg" else ""
         if res.ci_low > thr:
             status, why = SUPPORTED, f"95 % CI {ci(res.ci_low, res.ci_high)} of the difference lies above {pts(thr)} pts"
         elif res.ci_high < thr:
