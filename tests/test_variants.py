@@ -179,3 +179,25 @@ def test_fixture_configs_are_the_old_keys():
     """The fixture's configs use xltune 0.1's keys (flat lora_r, the objective section): the migration path."""
     keys = " ".join(" ".join(o) for o, _ in v1_runs())
     assert "method.lora_r" in keys and "objective.translation_contrast" in keys and base()[0].startswith("model.")
+
+
+def test_shot_seed_fixes_the_sample_across_initialisation_seeds(tiny_xglm_dir, tmp_path):
+    """train.shot_seed: seeds 1 and 2 train on one shot sample (different initialisations), as seeds of one variant
+    with their own run keys; each source language draws its own sample."""
+    data = write_xnli_like(tmp_path / "xnli", n_dev=30, n_test=6)
+    base = [f"model.name_or_path={tiny_xglm_dir}", "method.name=finetune", "task.name=xnli", f"task.data_dir={data}",
+            "train.split=dev", "train.shots=2", "train.epochs=1", "train.batch_size=6", "eval.split=test",
+            f"store={tmp_path / 'r.sqlite'}", f"output_dir={tmp_path / 'runs'}", "save_checkpoint=false"]
+    fixed = load_config(None, base + ["train.shot_seed=7", "seeds=[1, 2]"])
+    free = load_config(None, base + ["seeds=[1, 2]"])
+    assert variants.variant_id(fixed) == variants.variant_id(free)  # the same experiment
+    assert len({fixed.run_key(1), fixed.run_key(2), free.run_key(1), free.run_key(2)}) == 4
+    run_experiment(fixed, **QUIET)
+    run_experiment(load_config(None, base + ["seeds=[1]", "train.languages=[en, de]"]), **QUIET)
+    with Store(tmp_path / "r.sqlite") as s:
+        runs = {(r["seed"], r["shot_seed"], r["source_langs"]): r for r in s.runs()}
+    ids = [runs[(seed, 7, "en")]["manifest"]["languages"]["en"]["ids"] for seed in (1, 2)]
+    assert ids[0] == ids[1]  # one shot sample, two initialisations
+    two = runs[(1, 1, "en,de")]["manifest"]["languages"]
+    idx = [sorted(int(i.rsplit("/", 1)[-1]) for i in two[lang]["ids"]) for lang in ("en", "de")]
+    assert idx[0] != idx[1]  # parallel pools, but not the same lines in both languages
