@@ -66,7 +66,10 @@ def test_packaged_xglm_table_and_grouping():
     table = load_resource_table()
     assert len(table.tokens) == 30 and table.tokens["en"] == 803526736124
     groups = group_languages(["en", "th", "bg", "sw", "qu", "yo", "zh-TW"], table)
-    assert groups == {"high": ["en", "th", "zh-TW"], "low": ["bg", "sw", "qu"], "unseen": ["yo"]}
+    assert groups == {"high": ["en", "th", "zh-TW"], "low": ["bg", "sw", "qu"], "unseen": ["yo"], "unknown": []}
+    flores = group_languages(["eng_Latn", "swh_Latn", "zho_Hant", "arz_Arab", "yor_Latn"], table)  # SIB-200 codes
+    assert flores == {"high": ["eng_Latn"], "low": ["swh_Latn"], "unseen": ["yor_Latn"],
+                      "unknown": ["zho_Hant", "arz_Arab"]}
     assert table.log_tokens("yo") is None and table.log_tokens("en") == pytest.approx(np.log10(803526736124))
 
 

@@ -4,8 +4,6 @@ from __future__ import annotations
 
 import argparse
 import gzip
-import io
-import json
 import random
 
 import pytest
@@ -184,29 +182,12 @@ def test_distill_command(xnli_teacher, capsys):
 
 
 def test_translate_command_keeps_lines_aligned(tmp_path):
-    sentencepiece = pytest.importorskip("sentencepiece")
-    from transformers import M2M100Config, M2M100ForConditionalGeneration, M2M100Tokenizer
+    pytest.importorskip("sentencepiece")
+    from tiny_data import tiny_m2m
 
     from xltune.commands import translate as cmd
 
-    d = tmp_path / "m2m"
-    d.mkdir()
-    buf = io.BytesIO()
-    corpus = ["the cat sat on the mat", "der Hund lief schnell", "a small test sentence", "ein kleiner Satz"] * 4
-    sentencepiece.SentencePieceTrainer.train(sentence_iterator=iter(corpus), model_writer=buf, vocab_size=40,
-                                             hard_vocab_limit=False, minloglevel=2)
-    (d / "sp.model").write_bytes(buf.getvalue())
-    sp = sentencepiece.SentencePieceProcessor(model_file=str(d / "sp.model"))
-    vocab = {"<s>": 0, "<pad>": 1, "</s>": 2, "<unk>": 3}
-    for i in range(sp.get_piece_size()):
-        vocab.setdefault(sp.id_to_piece(i), len(vocab))
-    (d / "vocab.json").write_text(json.dumps(vocab), encoding="utf-8")
-    M2M100Tokenizer(str(d / "vocab.json"), str(d / "sp.model")).save_pretrained(d)
-    torch.manual_seed(0)
-    M2M100ForConditionalGeneration(M2M100Config(
-        vocab_size=256, d_model=16, encoder_layers=1, decoder_layers=1, encoder_attention_heads=2,
-        decoder_attention_heads=2, encoder_ffn_dim=32, decoder_ffn_dim=32, max_position_embeddings=64,
-        pad_token_id=1, bos_token_id=0, eos_token_id=2, decoder_start_token_id=2)).save_pretrained(d)
+    d = tiny_m2m(tmp_path / "m2m")
     src = tmp_path / "in.txt"
     src.write_text("the cat sat\n\na small test\n", encoding="utf-8")
     out = tmp_path / "out.txt"

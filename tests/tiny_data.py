@@ -37,3 +37,32 @@ def method_with_prompt(name: str, length: int, **kw):
 
     key = {"deep_prompt": "prefix_length", "prompt": "length"}.get(name)
     return method_settings(name, **({key: length} if key else {}), **kw)
+
+
+def tiny_m2m(folder):
+    """A tiny random M2M-100 translation model with a real sentencepiece vocabulary (needs sentencepiece)."""
+    import io
+    import json
+
+    import sentencepiece
+    import torch
+    from transformers import M2M100Config, M2M100ForConditionalGeneration, M2M100Tokenizer
+
+    folder.mkdir(parents=True, exist_ok=True)
+    buf = io.BytesIO()
+    corpus = ["the cat sat on the mat", "der Hund lief schnell", "a small test sentence", "ein kleiner Satz"] * 4
+    sentencepiece.SentencePieceTrainer.train(sentence_iterator=iter(corpus), model_writer=buf, vocab_size=40,
+                                             hard_vocab_limit=False, minloglevel=2)
+    (folder / "sp.model").write_bytes(buf.getvalue())
+    sp = sentencepiece.SentencePieceProcessor(model_file=str(folder / "sp.model"))
+    vocab = {"<s>": 0, "<pad>": 1, "</s>": 2, "<unk>": 3}
+    for i in range(sp.get_piece_size()):
+        vocab.setdefault(sp.id_to_piece(i), len(vocab))
+    (folder / "vocab.json").write_text(json.dumps(vocab), encoding="utf-8")
+    M2M100Tokenizer(str(folder / "vocab.json"), str(folder / "sp.model")).save_pretrained(folder)
+    torch.manual_seed(0)
+    M2M100ForConditionalGeneration(M2M100Config(
+        vocab_size=256, d_model=16, encoder_layers=1, decoder_layers=1, encoder_attention_heads=2,
+        decoder_attention_heads=2, encoder_ffn_dim=32, decoder_ffn_dim=32, max_position_embeddings=64,
+        pad_token_id=1, bos_token_id=0, eos_token_id=2, decoder_start_token_id=2)).save_pretrained(folder)
+    return folder

@@ -80,13 +80,42 @@ class TaskConfig:
 
 @dataclass
 class DevConfig:
-    policy: str = _f("source", "model selection: source (source-language dev split) | none (last epoch)")
+    policy: str = _f("source", "model selection: source (source-language dev split) | last (the last epoch) | "
+                               "target_oracle (the targets' labelled dev splits: an ORACLE, marked so wherever it is "
+                               "shown) | checkpoint_average (trainable weights averaged over the last average_last "
+                               "evaluations) | run_average (the last epoch; plus the seeds' logits averaged: its own "
+                               "variant)")
     split: str = _f("dev", "split used for model selection")
     patience: int = _f(5, "early stopping: evaluations without improvement before stopping (0: never stop early)")
     max_examples: int = _f(2000, "cap on dev examples per language used for selection (0: all)")
+    average_last: int = _f(3, "checkpoint_average: how many of the last evaluations' weights are averaged")
 
     def __post_init__(self) -> None:
-        _choice("train.dev.policy", self.policy, ("source", "none"))
+        if self.policy == "none":  # the name of "last" before xltune 0.2
+            self.policy = "last"
+        _choice("train.dev.policy", self.policy, DEV_POLICIES)
+        _positive("train.dev.average_last", self.average_last)
+
+
+DEV_POLICIES = ("source", "last", "target_oracle", "checkpoint_average", "run_average")
+SETTINGS = ("zero_shot", "few_shot_target", "translate_train", "translate_train_all", "translate_test")
+
+
+@dataclass
+class TranslateConfig:
+    by: str = _f("oracle", "where the settings' translations come from: oracle (the same lines of the other language's "
+                           "file: human translations, for splits the task declares parallel; shown as an oracle) | mt "
+                           "(a seq2seq model: translate.model)")
+    model: str | None = _f(None, "mt: hub id or folder of a seq2seq translation model (NLLB, M2M-100, Marian, mBART)")
+    codes: dict[str, str] = _f({}, "mt: the model's code for a task language, e.g. {en: eng_Latn} for NLLB (default: "
+                                   "the task's own code)")
+    batch_size: int = _f(16, "mt: sentences per generation batch")
+    max_new_tokens: int = _f(256, "mt: longest translation in tokens")
+
+    def __post_init__(self) -> None:
+        _choice("train.translate.by", self.by, ("oracle", "mt"))
+        if self.by == "mt" and not self.model:
+            raise XLTuneError("train.translate.by: mt needs train.translate.model (a seq2seq model's hub id or folder)")
 
 
 @dataclass
@@ -119,6 +148,13 @@ class TrainConfig:
     max_grad_norm: float = _f(1.0, "gradient clipping (0: none)")
     mixed_precision: str = _f("auto", "auto | no | bf16 | fp16 (auto: bf16 on a GPU that supports it, else no)")
     eval_every: int = _f(0, "evaluate on dev every N steps (0: every epoch)")
+    setting: str = _f("zero_shot", "zero_shot (train on the source shots, evaluate every target) | few_shot_target "
+                                   "(then K labelled shots of each target: one model per target) | translate_train "
+                                   "(the shots translated into each target: one model per target) | "
+                                   "translate_train_all (one model on the shots and all their translations) | "
+                                   "translate_test (each target's test set translated into the source language)")
+    target_shots: Shots | None = _f(None, "few_shot_target: shots per class of each target (null: train.shots)")
+    translate: TranslateConfig = section(TranslateConfig, "translations for the translate_* settings")
     dev: DevConfig = section(DevConfig, "model selection and early stopping")
     translations: TranslationsConfig = section(TranslationsConfig, "translations of the shots, for the objectives "
                                                                    "that read them")
@@ -139,6 +175,9 @@ class TrainConfig:
             raise XLTuneError(f"train.lr must be > 0, got {self.lr}")
         _unit("train.warmup_ratio", self.warmup_ratio)
         _choice("train.mixed_precision", self.mixed_precision, ("auto", "no", "bf16", "fp16"))
+        _choice("train.setting", self.setting, SETTINGS)
+        if isinstance(self.target_shots, str) and self.target_shots != "all":
+            raise XLTuneError(f"train.target_shots must be a positive integer or 'all', got {self.target_shots!r}")
 
 
 @dataclass

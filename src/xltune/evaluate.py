@@ -24,8 +24,9 @@ __all__ = ["LanguageResult", "NO_SUBWORD", "format_table", "predict", "predict_s
 @torch.no_grad()
 def predict(model, encoded: Encoded, *, batch_size: int, pad_id: int, padding_side: str, token_task: bool,
             device: torch.device, autocast_dtype: torch.dtype | None = None, progress=None,
-            max_tokens: int | None = None) -> list:
-    """Predicted label ids: one int per example (sequence tasks) or one list of word-level ids per example.
+            max_tokens: int | None = None, logits: bool = False) -> list:
+    """Predicted label ids: one int per example (sequence tasks) or one list of word-level ids per example; with
+    ``logits``, the float32 logits instead: ``[C]`` per example, or ``[W, C]`` per word (read where its label sits).
 
     Batches are sized by tokens (length-sorted, see :func:`eval_batches`): ``max_tokens`` padded tokens per batch,
     by default ``batch_size x`` the longest input, so no batch is bigger than the first fixed-size one would be
@@ -35,7 +36,7 @@ def predict(model, encoded: Encoded, *, batch_size: int, pad_id: int, padding_si
     if not feats:
         return []
     ctx = torch.autocast(device.type, dtype=autocast_dtype) if autocast_dtype else nullcontext()
-    feat_preds: list = [None] * len(feats)
+    feat_out: list = [None] * len(feats)
     lengths = encoded.lengths()
     if max_tokens is None:
         max_tokens = batch_size * int(lengths.max())
@@ -43,21 +44,24 @@ def predict(model, encoded: Encoded, *, batch_size: int, pad_id: int, padding_si
         batch = collate([feats[i] for i in batch_idx], pad_id, padding_side, token_task)
         with ctx:
             out = model(**model_inputs(batch, device))
-        pred = out.logits.float().argmax(-1).cpu()
+        scores = out.logits.float().cpu()
+        pred = scores.argmax(-1)
         for r, i in enumerate(batch_idx):
             if token_task:
                 m = batch["attention_mask"][r].bool()
-                feat_preds[i] = pred[r][m].tolist()  # real (unpadded) positions, in order
+                feat_out[i] = scores[r][m] if logits else pred[r][m].tolist()  # real positions, in order
             else:
-                feat_preds[i] = int(pred[r])
+                feat_out[i] = scores[r] if logits else int(pred[r])
         if progress is not None:
             progress.update(len(batch_idx))
     if not token_task:
         out_preds = [None] * encoded.n_examples
-        for f, p in zip(feats, feat_preds):
+        for f, p in zip(feats, feat_out):
             out_preds[f.example] = p
         return out_preds
-    return words_from_subwords(feats, feat_preds, encoded.n_words, encoded.read_at)
+    if logits:
+        return words_from_subwords(feats, feat_out, encoded.n_words, encoded.read_at, stack=True)
+    return words_from_subwords(feats, feat_out, encoded.n_words, encoded.read_at)
 
 
 
@@ -80,18 +84,25 @@ def predict_sharded(model: torch.nn.Module, enc: Encoded, state, **kw) -> list:
         merged[i] = p
     return merged
 
-def words_from_subwords(features, subword_preds: list, n_words: Sequence[int], read_at: str = "first"
-                        ) -> list[list[int]]:
+
+def words_from_subwords(features, subword_preds: list, n_words: Sequence[int], read_at: str = "first",
+                        stack: bool = False) -> list:
     """Word-level predictions from per-sub-word ones: a word's prediction is read at its first (or last) sub-word,
     the one that carried its label in training, and the windows of a long sentence are stitched back by word index.
     ``subword_preds[i]`` covers the unpadded positions of ``features[i]`` (special tokens included); ``n_words[e]``
-    is example e's word count. Words without any sub-word get NO_SUBWORD (scored as 'O')."""
-    words = [[NO_SUBWORD] * n for n in n_words]
+    is example e's word count. Words without any sub-word get NO_SUBWORD (scored as 'O'). ``stack``: the
+    per-position values are logit vectors and each example becomes a ``[W, C]`` tensor (a word without any sub-word
+    gets zeros: no evidence for any label)."""
+    words: list = [[NO_SUBWORD] * n for n in n_words]
     for f, p in zip(features, subword_preds):
         if p is None:
             continue
         for pos in sorted(labelled_positions(f.word_ids, read_at)):
             words[f.example][f.word_ids[pos]] = p[pos]
+    if stack:
+        width = next((p.shape[-1] for p in subword_preds if p is not None and len(p)), 0)
+        return [torch.stack([w if isinstance(w, torch.Tensor) else torch.zeros(width) for w in ws])
+                if ws else torch.zeros(0, width) for ws in words]
     return words
 
 

@@ -13,7 +13,8 @@ Schema version 2 (``PRAGMA user_version``; analysis code reads it with plain SQL
   the configuration: runs of one variant are seeds of one experiment), variant_label, run_key (hash of variant and
   seed; equals run_id for runs written since version 2), config_schema, headline_metric (the task's primary
   metric), ner_mode (span-F1 tasks: conlleval | strict; runs of xltune 0.1 were strict), shot_seed (the seed of the
-  shot sample; the run's seed unless train.shot_seed says otherwise).
+  shot sample; the run's seed unless train.shot_seed says otherwise), oracle (what the run knew that zero-shot
+  transfer does not: "target dev", "translation"; empty for none).
 - ``metrics``: run_id, lang, split, metric ("accuracy", "f1", "precision", "recall"), value (0..1), n (examples).
 - ``predictions``: run_id, lang, split, idx (example index in its file), gold, pred (label names; for token
   tasks JSON lists of tag names).
@@ -73,11 +74,11 @@ CREATE INDEX IF NOT EXISTS metrics_by_lang ON metrics(lang, split, metric);
 STORE_VERSION = 2
 # columns added in version 2, filled for older runs by _migrate (from each run's stored config)
 V2_COLUMNS = (("variant", "TEXT"), ("variant_label", "TEXT"), ("run_key", "TEXT"), ("config_schema", "INTEGER"),
-              ("headline_metric", "TEXT"), ("ner_mode", "TEXT"), ("shot_seed", "INTEGER"))
+              ("headline_metric", "TEXT"), ("ner_mode", "TEXT"), ("shot_seed", "INTEGER"), ("oracle", "TEXT"))
 RUN_COLUMNS = ("run_id", "created", "seed", "task", "method", "objective", "model", "shots", "source_langs",
                "config_json", "manifest_json", "env_json", "trainable_params", "total_params", "train_seconds",
                "eval_seconds", "extra_json", "variant", "variant_label", "run_key", "config_schema", "headline_metric",
-               "ner_mode", "shot_seed")
+               "ner_mode", "shot_seed", "oracle")
 
 
 @dataclass
@@ -116,6 +117,7 @@ class RunRecord:
     headline_metric: str = ""
     ner_mode: str = ""  # span-F1 tasks: how the stored F1 counts entities (conlleval | strict)
     shot_seed: int | None = None  # the seed of the shot sample (None: the run's seed)
+    oracle: str = ""  # what the variant knows that zero-shot transfer does not ("target dev", "translation")
 
 
 class Store:
@@ -197,7 +199,7 @@ class Store:
                         rec.eval_seconds, _dumps(rec.extra), rec.variant or _fallback_variant(rec),
                         rec.variant_label or (rec.method if rec.objective == "none" else f"{rec.method}+{rec.objective}"),
                         rec.run_id, rec.config_schema, rec.headline_metric, rec.ner_mode,
-                        rec.seed if rec.shot_seed is None else rec.shot_seed,
+                        rec.seed if rec.shot_seed is None else rec.shot_seed, rec.oracle,
                     ),
                 )
                 self.conn.executemany(
@@ -229,7 +231,7 @@ class Store:
         variant, variant_label, headline_metric)."""
         base = (
             "SELECT r.run_id, r.task, r.method, r.objective, r.model, r.shots, r.seed, r.source_langs,"
-            " r.variant, r.variant_label, r.headline_metric,"
+            " r.variant, r.variant_label, r.headline_metric, r.oracle,"
             " m.lang, m.split, m.metric, m.value, m.n FROM metrics m JOIN runs r USING (run_id)"
         )
         sql, args = _where(base, where)
@@ -278,6 +280,7 @@ def _migrate(conn: sqlite3.Connection) -> None:
                              "headline_metric=?, ner_mode=?, shot_seed=? WHERE run_id=?",
                              (*_identity(run_id, seed, objective, config_json, extra_json, conn), seed, run_id))
         conn.execute("UPDATE runs SET shot_seed=seed WHERE shot_seed IS NULL")
+        conn.execute("UPDATE runs SET oracle='' WHERE oracle IS NULL")
         conn.execute("CREATE INDEX IF NOT EXISTS runs_by_key ON runs(run_key)")
         conn.execute(f"PRAGMA user_version={STORE_VERSION}")
         conn.execute("COMMIT")

@@ -70,6 +70,7 @@ class TrainResult:
     stopped_early: bool = False
     seconds: float = 0.0
     history: list[dict] = field(default_factory=list)
+    averaged: int = 0  # checkpoint averaging: how many evaluation points' weights were averaged
 
 
 def resolve_mixed_precision(mixed_precision: str) -> str:
@@ -103,8 +104,12 @@ def train(
     loss: TrainLoss | None = None,
     resume_path: Path | None = None,
     log: Callable[[str], None] = print,
+    average_last: int = 0,
 ) -> TrainResult:
-    """Train ``model``'s trainable parameters in place; at the end the best dev state (if any) is restored.
+    """Train ``model``'s trainable parameters in place; at the end the best dev state (if any) is restored, or, with
+    ``average_last`` N > 0, the average of the trainable weights at the last N evaluation points (epoch ends, or
+    every ``eval_every`` steps): checkpoint averaging, a selection-free alternative to a source-language dev set
+    (Schmidt et al. 2023, "Free Lunch: Robust Cross-Lingual Transfer via Model Checkpoint Averaging").
 
     With several processes (accelerate launch), every process draws the same global batch from the shared seed and
     takes its share (positions rank::world); DDP averages gradients, so the loss is scaled to the global mean.
@@ -137,6 +142,7 @@ def train(
     micro = cfg.batch_size // cfg.grad_accum
 
     best_state: dict[str, torch.Tensor] | None = None
+    snapshots: list[dict[str, torch.Tensor]] = []  # checkpoint averaging: the last N evaluation points' weights
     bad_evals = 0
     first_epoch = 1
     if resume_path is not None and resume_path.exists():
@@ -150,6 +156,7 @@ def train(
         loss_fn.load_state_dict(state.get("loss") or {})  # e.g. which translation an objective samples next
         _set_rng_states(state["rng"])
         best_state, bad_evals = state["best_state"], state["bad_evals"]
+        snapshots = state.get("snapshots") or []
         for k in ("steps", "epochs", "best_score", "best_step", "history"):
             setattr(result, k, state["result"][k])
         first_epoch = result.epochs + 1
@@ -165,7 +172,7 @@ def train(
             "params": {k: p.detach().cpu() for k, p in trainable}, "optimizer": optimizer.state_dict(),
             "scheduler": scheduler.state_dict(), "generator": gen.get_state(), "rng": _get_rng_states(),
             "loss": loss_fn.state_dict(),
-            "best_state": best_state, "bad_evals": bad_evals, "finished": finished,
+            "best_state": best_state, "bad_evals": bad_evals, "finished": finished, "snapshots": snapshots,
             "result": {k: getattr(result, k) for k in ("steps", "epochs", "best_score", "best_step", "history")},
         }
         resume_path.parent.mkdir(parents=True, exist_ok=True)
@@ -176,6 +183,9 @@ def train(
     def evaluate_now(epoch: int) -> bool:
         """Dev evaluation; returns True when early stopping says stop."""
         nonlocal best_state, bad_evals
+        if average_last:
+            snapshots.append({k: p.detach().to("cpu", copy=True) for k, p in trainable})
+            del snapshots[:-average_last]
         if dev_score is None:
             return False
         score = dev_score()
@@ -239,7 +249,12 @@ def train(
             result.stopped_early = result.steps < total
             break
     bar.close()
-    if best_state is not None:
+    if average_last and snapshots:
+        with torch.no_grad():
+            for k, p in trainable:
+                p.copy_((sum(s[k].float() for s in snapshots) / len(snapshots)).to(p.dtype).to(p.device))
+        result.averaged = len(snapshots)
+    elif best_state is not None:
         with torch.no_grad():
             for k, p in trainable:
                 p.copy_(best_state[k].to(p.device))

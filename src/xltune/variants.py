@@ -150,7 +150,26 @@ def label_parts(cfg) -> list[str]:
         for k, v in o.items():
             if k != "name":
                 parts.append(f"{tag}.{k}={_fmt(v)}")
-    return parts
+    return [_mark_oracle(p, cfg) for p in parts]
+
+
+def oracle_of(cfg) -> str:
+    """What of ``cfg`` uses information a zero-shot user does not have: '' or e.g. 'target dev, translation'."""
+    out = []
+    if cfg.train.dev.policy == "target_oracle":
+        out.append("target dev")
+    if cfg.train.setting in ("translate_train", "translate_train_all", "translate_test") and \
+            cfg.train.translate.by == "oracle":
+        out.append("translation")
+    return ", ".join(out)
+
+
+def _mark_oracle(part: str, cfg) -> str:
+    if part == "dev.policy=target_oracle":
+        return "dev=target[ORACLE]"
+    if part.startswith("setting=translate") and cfg.train.translate.by == "oracle":
+        return f"{part}[ORACLE-translation]"
+    return part
 
 
 def _leaves(d: dict, prefix: tuple) -> list[tuple[tuple, Any]]:
@@ -164,8 +183,12 @@ def _leaves(d: dict, prefix: tuple) -> list[tuple[tuple, Any]]:
 
 
 def label(cfg) -> str:
-    """The variant's label: ``cfg.name``, else the method and what differs from the defaults."""
-    return cfg.name or " ".join(label_parts(cfg))
+    """The variant's label: ``cfg.name``, else the method and what differs from the defaults; an oracle is named
+    either way."""
+    if cfg.name:
+        o = oracle_of(cfg)
+        return cfg.name + (f" [ORACLE: {o}]" if o else "")
+    return " ".join(label_parts(cfg))
 
 
 def distinguishing_labels(labels: dict[str, str]) -> dict[str, str]:
@@ -182,6 +205,19 @@ def distinguishing_labels(labels: dict[str, str]) -> dict[str, str]:
     return {v: (lab if seen[lab] == 1 else f"{lab} #{v[:6]}") for v, lab in out.items()}
 
 
+def ensemble_variant(cfg, seeds: list[int]) -> dict:
+    """The variant of the average of ``cfg``'s seeds (train.dev.policy run_average): its own configuration."""
+    canon = {"ensemble_of": sorted(int(s) for s in seeds), **canonical(cfg)}
+    return {"variant": _hash(canon, 12), "variant_label": f"{label(cfg)} [average of seeds "
+            f"{','.join(map(str, sorted(seeds)))}]", "config_schema": SCHEMA_VERSION, "oracle": oracle_of(cfg)}
+
+
+def ensemble_key(cfg, seeds: list[int]) -> str:
+    return _hash({"ensemble_of": sorted(int(s) for s in seeds), "variant": canonical(cfg)}, 16)
+
+
 def describe_variant(cfg) -> dict:
-    """What the store keeps per run: variant id, label and schema."""
-    return {"variant": variant_id(cfg), "variant_label": label(cfg), "config_schema": SCHEMA_VERSION}
+    """What the store keeps per run: variant id, label and schema. An oracle (target-language dev selection, human
+    translations) is named in the label, so every table that shows the variant shows it."""
+    return {"variant": variant_id(cfg), "variant_label": label(cfg), "config_schema": SCHEMA_VERSION,
+            "oracle": oracle_of(cfg)}

@@ -41,6 +41,7 @@ class AggRow:
     label: str = field(default="", compare=False)  # the variant's label (its config's name, or what it changes)
     method: str = field(default="", compare=False)
     objective: str = field(default="none", compare=False)
+    oracle: str = field(default="", compare=False)  # what it knew that zero-shot transfer does not
 
     @property
     def key(self) -> tuple[str, ...]:
@@ -71,7 +72,7 @@ def aggregate(rows: Iterable[dict]) -> list[AggRow]:
         seed, per_lang = cells[key].setdefault(r["run_id"], (int(r["seed"]), {}))
         per_lang[r["lang"]] = float(r["value"])
         about.setdefault(key, (r.get("variant_label") or _fallback_label(r), str(r["method"]),
-                               str(r.get("objective") or "none")))
+                               str(r.get("objective") or "none"), str(r.get("oracle") or "")))
     out: list[AggRow] = []
     for key in sorted(cells, key=lambda k: (k[0], k[1], shots_sort_key(k[2]), about[k][0], k[3], k[4], k[5])):
         runs = cells[key]
@@ -90,13 +91,13 @@ def _fallback_label(r: dict) -> str:
     return str(r["method"]) if (r.get("objective") or "none") == "none" else f"{r['method']}+{r['objective']}"
 
 
-def _row(key: tuple, lang: str, got: list[tuple[int, float]], about: tuple[str, str, str]) -> AggRow:
+def _row(key: tuple, lang: str, got: list[tuple[int, float]], about: tuple[str, str, str, str]) -> AggRow:
     got.sort()
     values = [v for _, v in got]
     m, s = mean_std(values)
-    label, method, objective = about
+    label, method, objective, oracle = about
     return AggRow(*key, lang=lang, mean=m, std=s, n=len(values), values=tuple(values), seeds=tuple(x for x, _ in got),
-                  label=label, method=method, objective=objective)
+                  label=label, method=method, objective=objective, oracle=oracle)
 
 
 def short_labels(rows: Iterable[AggRow]) -> dict[str, str]:
@@ -157,7 +158,7 @@ def to_markdown(rows: Sequence[AggRow]) -> str:
     return markdown_table(*pivot(rows))
 
 
-CSV_FIELDS = ("task", "model", "shots", "variant", "label", "method", "objective", "split", "metric")
+CSV_FIELDS = ("task", "model", "shots", "variant", "label", "method", "objective", "oracle", "split", "metric")
 
 
 def to_csv(rows: Sequence[AggRow], path: str | Path | None = None) -> str:

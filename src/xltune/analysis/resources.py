@@ -22,7 +22,8 @@ from ..errors import XLTuneError, where
 HIGH_SHARE = 0.01
 HIGH_TOKENS = 1e10
 DEFAULT_TABLE = "xglm_cc100xl.tsv"
-GROUPS = ("high", "low", "unseen")
+GROUPS = ("high", "low", "unseen", "unknown")  # unknown: a variety whose coverage cannot be told (FLORES codes)
+FLORES = "flores_languages.tsv"
 
 
 @dataclass(frozen=True)
@@ -37,9 +38,15 @@ class ResourceTable:
     high_tokens: float = HIGH_TOKENS
 
     def lookup(self, lang: str) -> str | None:
-        """The table's key for a result language: exact, then lower-case, then without a region/script suffix."""
-        for cand in (lang, lang.lower(), lang.replace("_", "-").split("-")[0].lower()):
-            if cand in self.tokens:
+        """The table's key for a result language: exact, then lower-case, then (FLORES-200 codes such as eng_Latn,
+        as SIB-200 names its languages) the short code the variety maps to, then without a region/script suffix."""
+        cands = [lang, lang.lower()]
+        flores = flores_code(lang)
+        if flores is not None:
+            cands.append(flores)
+        cands.append(lang.replace("_", "-").split("-")[0].lower())
+        for cand in cands:
+            if cand and cand in self.tokens:
                 return cand
         return None
 
@@ -50,10 +57,42 @@ class ResourceTable:
     def group(self, lang: str, high_share: float | None = None, high_tokens: float | None = None) -> str:
         key = self.lookup(lang)
         if key is None:
-            return "unseen"
+            return "unknown" if flores_code(lang) == "" else "unseen"
         high_share = self.high_share if high_share is None else high_share
         high_tokens = self.high_tokens if high_tokens is None else high_tokens
         return "high" if self.share[key] >= high_share or self.tokens[key] >= high_tokens else "low"
+
+
+def flores_code(lang: str) -> str | None:
+    """The short code of a FLORES-200 code (``eng_Latn`` -> ``en``); '' for a variety whose coverage is unknown
+    (resources/flores_languages.tsv); None for codes that are not FLORES-style."""
+    parts = lang.split("_")
+    if len(parts) != 2 or len(parts[0]) != 3 or len(parts[1]) != 4 or not parts[1][0].isupper():
+        return None
+    table = _flores()
+    if lang in table:
+        return table[lang]
+    return _iso639_3().get(parts[0], parts[0])
+
+
+_CACHE: dict[str, dict[str, str]] = {}
+
+
+def _flores() -> dict[str, str]:
+    if "flores" not in _CACHE:
+        text = importlib_resources.files("xltune.resources").joinpath(FLORES).read_text(encoding="utf-8")
+        rows = [line.split("\t") for line in text.splitlines() if line.strip() and not line.startswith("#")]
+        _CACHE["flores"] = {r[0]: (r[1] if len(r) > 1 else "").strip() for r in rows[1:]}
+    return _CACHE["flores"]
+
+
+def _iso639_3() -> dict[str, str]:
+    if "iso" not in _CACHE:
+        text = importlib_resources.files("xltune.resources").joinpath("iso639_3_to_short.tsv").read_text(
+            encoding="utf-8")
+        rows = [line.split("\t") for line in text.splitlines() if line.strip() and not line.startswith("#")]
+        _CACHE["iso"] = {r[0].split("-")[0]: r[1].strip() for r in rows[1:] if len(r) > 1}
+    return _CACHE["iso"]
 
 
 def load_resource_table(path: str | Path | None = None) -> ResourceTable:

@@ -109,6 +109,30 @@ MASAKHANER_LANGS = ("amh", "hau", "ibo", "kin", "lug", "luo", "pcm", "swa", "wol
 # Every language with an XTREME udpos file in ../shared/data/udpos_xtreme.
 UDPOS_LANGS = ("af", "ar", "bg", "de", "el", "en", "es", "et", "eu", "fa", "fi", "fr", "he", "hi", "hu", "id", "it",
                "ja", "kk", "ko", "mr", "nl", "pt", "ru", "ta", "te", "th", "tl", "tr", "ur", "vi", "yo", "zh")
+SIB200_LANGS = tuple("""
+    ace_Arab ace_Latn acm_Arab acq_Arab aeb_Arab afr_Latn ajp_Arab aka_Latn als_Latn amh_Ethi
+    apc_Arab arb_Arab arb_Latn ars_Arab ary_Arab arz_Arab asm_Beng ast_Latn awa_Deva ayr_Latn
+    azb_Arab azj_Latn bak_Cyrl bam_Latn ban_Latn bel_Cyrl bem_Latn ben_Beng bho_Deva bjn_Arab
+    bjn_Latn bod_Tibt bos_Latn bug_Latn bul_Cyrl cat_Latn ceb_Latn ces_Latn cjk_Latn ckb_Arab
+    crh_Latn cym_Latn dan_Latn deu_Latn dik_Latn dyu_Latn dzo_Tibt ell_Grek eng_Latn epo_Latn
+    est_Latn eus_Latn ewe_Latn fao_Latn fij_Latn fin_Latn fon_Latn fra_Latn fur_Latn fuv_Latn
+    gaz_Latn gla_Latn gle_Latn glg_Latn grn_Latn guj_Gujr hat_Latn hau_Latn heb_Hebr hin_Deva
+    hne_Deva hrv_Latn hun_Latn hye_Armn ibo_Latn ilo_Latn ind_Latn isl_Latn ita_Latn jav_Latn
+    jpn_Jpan kab_Latn kac_Latn kam_Latn kan_Knda kas_Arab kas_Deva kat_Geor kaz_Cyrl kbp_Latn
+    kea_Latn khk_Cyrl khm_Khmr kik_Latn kin_Latn kir_Cyrl kmb_Latn kmr_Latn knc_Arab knc_Latn
+    kon_Latn kor_Hang lao_Laoo lij_Latn lim_Latn lin_Latn lit_Latn lmo_Latn ltg_Latn ltz_Latn
+    lua_Latn lug_Latn luo_Latn lus_Latn lvs_Latn mag_Deva mai_Deva mal_Mlym mar_Deva min_Arab
+    min_Latn mkd_Cyrl mlt_Latn mni_Beng mos_Latn mri_Latn mya_Mymr nld_Latn nno_Latn nob_Latn
+    npi_Deva nqo_Nkoo nso_Latn nus_Latn nya_Latn oci_Latn ory_Orya pag_Latn pan_Guru pap_Latn
+    pbt_Arab pes_Arab plt_Latn pol_Latn por_Latn prs_Arab quy_Latn ron_Latn run_Latn rus_Cyrl
+    sag_Latn san_Deva sat_Olck scn_Latn shn_Mymr sin_Sinh slk_Latn slv_Latn smo_Latn sna_Latn
+    snd_Arab som_Latn sot_Latn spa_Latn srd_Latn srp_Cyrl ssw_Latn sun_Latn swe_Latn swh_Latn
+    szl_Latn tam_Taml taq_Latn taq_Tfng tat_Cyrl tel_Telu tgk_Cyrl tgl_Latn tha_Thai tir_Ethi
+    tpi_Latn tsn_Latn tso_Latn tuk_Latn tum_Latn tur_Latn twi_Latn tzm_Tfng uig_Arab ukr_Cyrl
+    umb_Latn urd_Arab uzn_Latn vec_Latn vie_Latn war_Latn wol_Latn xho_Latn ydd_Hebr yor_Latn
+    yue_Hant zho_Hans zho_Hant zsm_Latn zul_Latn
+""".split())  # FLORES-200 codes (ISO 639-3 + script)
+SIB200_TOPICS = ("science/technology", "travel", "politics", "sports", "health", "entertainment", "geography")
 # universal_dependencies hub configs are treebanks; one main treebank per language (XTREME merges several).
 UD_TREEBANKS = (("af", "af_afribooms"), ("ar", "ar_padt"), ("bg", "bg_btb"), ("de", "de_gsd"), ("el", "el_gdt"),
                 ("en", "en_ewt"), ("es", "es_gsd"), ("et", "et_edt"), ("eu", "eu_bdt"), ("fa", "fa_seraji"),
@@ -135,6 +159,14 @@ TASKS.add("pawsx", TaskSpec(
     label_map=(("0", "not_paraphrase"), ("1", "paraphrase")),
     hub=HubSpec("paws-x"), description="PAWS-X paraphrase identification (XTREME TSVs; test files are unlabelled)",
     parallel_splits=("dev", "test")))  # human translations of the same English dev/test pairs
+
+TASKS.add("sib200", TaskSpec(
+    name="sib200", kind="sequence", labels=SIB200_TOPICS, languages=SIB200_LANGS, format="tsv",
+    file_pattern="{lang}/{split}.tsv", text_columns=("text",), label_column="category", metric="accuracy",
+    hub=HubSpec("Davlan/sib200"),
+    description="SIB-200 topic classification: 7 topics, 205 language varieties (FLORES-200 codes), FLORES sentences",
+    # every split holds the same FLORES sentences in the same order in every language
+    parallel_splits=("train", "dev", "test")))
 
 TASKS.add("custom", TaskSpec(name="custom", kind="sequence", metric="accuracy",
                              description="your own sentence(-pair) classification files (TSV with header, or JSONL)"))

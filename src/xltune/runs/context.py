@@ -94,11 +94,11 @@ class RunContext:
         return self.prep.load_split(split, lang, **kw)
 
     # -- the model -------------------------------------------------------------------------------------------------
-    def predict(self, enc: Encoded) -> list:
-        """Predicted label ids (sharded over the processes, gathered; batch-size invariant)."""
+    def predict(self, enc: Encoded, logits: bool = False) -> list:
+        """Predicted label ids, or their logits (sharded over the processes, gathered; batch-size invariant)."""
         return predict_sharded(self.model, enc, self.acc, batch_size=self.cfg.eval.batch_size, pad_id=self.pad_id,
                                padding_side=self.padding_side, token_task=self.token_task, device=self.device,
-                               autocast_dtype=self.amp)
+                               autocast_dtype=self.amp, logits=logits)
 
     def load_stored(self, run_id: str, store: str):
         """A stored run's model, rebuilt on this run's device (e.g. a distillation teacher)."""

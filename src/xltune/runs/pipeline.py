@@ -76,26 +76,125 @@ def run_experiment(cfg, *, force: bool = False, log=print) -> list[RunResult]:
         if len(results) > 1:
             log(summary_table(results, prep.targets))
         log(f"stored {len(results)} run(s) in {cfg.store}")
+        if cfg.train.dev.policy == "run_average" and state.is_main_process:
+            average_runs(prep, {s: store.stored_id(keys[s]) or keys[s] for s in cfg.seeds}, store, force, log)
         return done + results
+
+
+def average_runs(prep: Prepared, runs: dict[int, str], store: Store, force: bool, log) -> RunResult | None:
+    """train.dev.policy run_average: the seeds' test logits averaged (per example; per word for tagging), stored as
+    a run of its own variant ("[average of seeds ...]"), scored on the items every seed evaluated."""
+    from .. import variants
+    from ..evaluate import format_table
+
+    cfg, spec = prep.cfg, prep.spec
+    seeds = sorted(runs)
+    if len(seeds) < 2:
+        log("   note: run_average needs 2 or more seeds; nothing averaged")
+        return None
+    key = variants.ensemble_key(cfg, seeds)
+    if store.has_run(key) and not force:
+        log(f"average of seeds {seeds}: run {key} is already in {cfg.store}; skipped")
+        return None
+    saved = {}
+    for s, rid in runs.items():
+        path = Path(cfg.output_dir) / rid / "logits.pt"
+        if not path.is_file():
+            log(f"   note: no saved logits for seed {s} ({path}); rerun it with --force to average the seeds")
+            return None
+        saved[s] = torch.load(path, weights_only=False)
+    results = []
+    for lang in prep.targets:
+        if not all(lang in saved[s] for s in seeds):
+            continue
+        common = set.intersection(*(set(saved[s][lang][0]) for s in seeds))
+        per_seed = [dict(zip(*saved[s][lang])) for s in seeds]
+        examples = [e for e in prep.test[lang] if e.index in common]
+        mean = [torch.stack([p[e.index] for p in per_seed]).mean(0) for e in examples]
+        preds = [m.argmax(-1).tolist() if spec.kind == "token" else int(m.argmax()) for m in mean]
+        results.append(score(spec, examples, preds, lang, cfg.eval.split, cfg.eval.ner_mode))
+    log(format_table(results, f"   {spec.name} {cfg.eval.split}  average of seeds {seeds}  ({cfg.method.name})"))
+    ctx = build_context(prep, seeds[0], key, _quiet)
+    fit = Fit({"seed": 0, "averaged_seeds": seeds, "runs": runs}, None,
+              {"run_average": {"seeds": seeds, "runs": {str(s): r for s, r in runs.items()}}})
+    record(ctx, fit, results, {}, 0.0, store, force, save=False, run_id=key, seed=0,
+           describe=variants.ensemble_variant(cfg, seeds))
+    log(f"stored the average of seeds {seeds} as run {key}")
+    return RunResult(key, 0, results)
 
 
 def run_seed(prep: Prepared, seed: int, run_id: str, store: Store, force: bool, log) -> RunResult:
     from ..methods.base import method_spec
 
+    from .settings import Unit, plan_units
+
     runner = RUNNERS.get(method_spec(prep.cfg.method.name).runner)()
     runner.check(prep)
     shots, manifest = runner.draw(prep, seed)
-    ctx = build_context(prep, seed, run_id, log, verbalizer=runner.verbalizer)
-    if not ctx.is_main:
-        ctx.log = _quiet  # one process speaks and writes
-    ctx.log(runner.title(prep, seed, run_id))
-    fit = runner.fit(ctx, shots, manifest, force)
-    t0 = time.perf_counter()
-    results, facts = evaluate_languages(ctx, runner, held_out_items(prep, shots))
-    eval_seconds = time.perf_counter() - t0
+    units = plan_units(prep, shots, seed, log) if runner.name == "train" else [Unit("all", list(prep.targets), shots)]
+    held_out = held_out_items(prep, shots)
+    by_lang: dict[str, LanguageResult] = {}
+    fits, unit_facts, eval_seconds, facts = [], {}, 0.0, {"truncated": 0, "windowed": 0}
+    for i, unit in enumerate(units):  # one model per unit (one unit but for per-target settings)
+        ctx = build_context(prep, seed, run_id, log, verbalizer=runner.verbalizer)
+        if not ctx.is_main:
+            ctx.log = _quiet  # one process speaks and writes
+        if i == 0:
+            ctx.log(runner.title(prep, seed, run_id))
+        if len(units) > 1:
+            ctx.log(f"   -- {prep.cfg.train.setting} model for {unit.name}: evaluates {', '.join(unit.targets)}")
+        fit = runner.fit(ctx, unit.shots, manifest, force, unit=unit)
+        t0 = time.perf_counter()
+        results, f = evaluate_languages(ctx, runner, held_out, unit.targets, unit.test, save_logits=_logits_path(
+            ctx) if prep.cfg.train.dev.policy == "run_average" else None)
+        eval_seconds += time.perf_counter() - t0
+        by_lang.update({r.lang: r for r in results})
+        facts = _merge_facts(facts, f)
+        fits.append(fit)
+        unit_facts[unit.name] = {"targets": unit.targets, "train_examples": len(unit.shots), **unit.facts,
+                                 **({"train": fit.extra.get("train")} if len(units) > 1 else {})}
+        if len(units) > 1 and ctx.is_main and prep.cfg.save_checkpoint and fit.train is not None:
+            save_trainable(ctx.model, Path(prep.cfg.output_dir) / run_id / unit.name, prep.cfg)
+    results = [by_lang[lang] for lang in prep.targets if lang in by_lang]
+    fit = fits[0] if len(fits) == 1 else _merge_fits(fits)
+    if prep.cfg.train.setting != "zero_shot":
+        fit.extra["setting"] = {"name": prep.cfg.train.setting, "translations": _translation_source(prep.cfg),
+                                "units": unit_facts}
     if ctx.is_main:
-        record(ctx, fit, results, facts, eval_seconds, store, force)
+        record(ctx, fit, results, facts, eval_seconds, store, force, save=len(units) == 1)
     return RunResult(run_id, seed, results, fit.train)
+
+
+def _translation_source(cfg) -> str:
+    if cfg.train.setting in ("zero_shot", "few_shot_target"):
+        return ""
+    t = cfg.train.translate
+    return "oracle (human translations: the same lines of each language's file)" if t.by == "oracle" \
+        else f"machine translation by {t.model}"
+
+
+def _merge_facts(a: dict, b: dict) -> dict:
+    out = {**a, **b}
+    out["truncated"] = a.get("truncated", 0) + b.get("truncated", 0)
+    out["windowed"] = a.get("windowed", 0) + b.get("windowed", 0)
+    for key in ("per_language", "held_out"):
+        if key in a or key in b:
+            out[key] = {**a.get(key, {}), **b.get(key, {})}
+    return out
+
+
+def _merge_fits(fits: list[Fit]) -> Fit:
+    """One run's record from its units' fits: the first unit's train facts, seconds summed over all."""
+    import dataclasses
+
+    first = fits[0]
+    total = dataclasses.replace(first.train, seconds=sum(f.train.seconds for f in fits if f.train is not None)) \
+        if first.train is not None else None
+    return Fit(first.manifest, total, dict(first.extra), sum(f.truncated for f in fits))
+
+
+def _logits_path(ctx: RunContext) -> Path:
+    return Path(ctx.cfg.output_dir) / ctx.run_id / "logits.pt"
 
 
 def held_out_items(prep: Prepared, shots: list) -> dict[str, set[int]]:
@@ -110,32 +209,50 @@ def held_out_items(prep: Prepared, shots: list) -> dict[str, set[int]]:
     return {lang: idx for lang, idx in out.items() if idx}
 
 
-def evaluate_languages(ctx: RunContext, runner, held_out: dict[str, set[int]] | None = None
-                       ) -> tuple[list[LanguageResult], dict]:
+def evaluate_languages(ctx: RunContext, runner, held_out: dict[str, set[int]] | None = None,
+                       targets: list[str] | None = None, test: dict[str, list] | None = None,
+                       save_logits: Path | None = None) -> tuple[list[LanguageResult], dict]:
     """Every target language: encode (once per experiment), predict (sharded over processes), score. A method's
     ``for_language`` hook wraps each language (e.g. swaps in that language's module); what it yields is kept.
-    ``held_out``: items left out per language (the shots, or their translations, in the evaluated split)."""
+    ``held_out``: items left out per language (the shots, or their translations, in the evaluated split);
+    ``targets``: the languages (default: all); ``test``: evaluation examples replacing a language's test set
+    (translate-test); ``save_logits``: a file for each language's logits (run averaging)."""
     cfg, spec, prep = ctx.cfg, ctx.spec, ctx.prep
     held_out = held_out or {}
-    results, facts, truncated, windowed = [], {}, 0, 0
-    langs = tqdm(prep.targets, desc="evaluate", unit="lang", leave=False,
+    test = test or {}
+    results, facts, truncated, windowed, logits = [], {}, 0, 0, {}
+    langs = tqdm(targets if targets is not None else prep.targets, desc="evaluate", unit="lang", leave=False,
                  disable=not (ctx.is_main and sys.stderr.isatty()))
     hook = ctx.method.for_language
     for lang in langs:
-        examples = prep.test[lang]
+        examples = test.get(lang, prep.test[lang])
         if lang in held_out:
             examples = [e for e in examples if e.index not in held_out[lang]]
         enc = runner.encode_eval(ctx, lang, examples)
         truncated += enc.truncated
         windowed += enc.windowed
+
+        def run():
+            if save_logits is None:
+                return ctx.predict(enc)
+            scores = ctx.predict(enc, logits=True)
+            logits[lang] = ([e.index for e in examples], scores)
+            return [s.argmax(-1).tolist() if ctx.token_task else int(s.argmax()) for s in scores]
+
         if hook is not None:
             with hook(ctx, lang) as fact:
-                preds = ctx.predict(enc)
+                preds = run()
             if fact:
                 facts[lang] = fact
         else:
-            preds = ctx.predict(enc)
+            preds = run()
         results.append(score(spec, examples, preds, lang, cfg.eval.split, cfg.eval.ner_mode))
+    if save_logits is not None and ctx.is_main:
+        save_logits.parent.mkdir(parents=True, exist_ok=True)
+        old = torch.load(save_logits, weights_only=False) if save_logits.is_file() else {}
+        tmp = save_logits.with_suffix(".tmp")
+        torch.save({**old, **logits}, tmp)
+        os.replace(tmp, save_logits)
     if held_out:
         n = max(len(v) for v in held_out.values())
         ctx.log(f"   note: up to {n} evaluation item(s) per language left out: the shots come from the evaluated "
@@ -157,21 +274,28 @@ def evaluate_languages(ctx: RunContext, runner, held_out: dict[str, set[int]] | 
 
 
 def record(ctx: RunContext, fit: Fit, results: list[LanguageResult], facts: dict, eval_seconds: float,
-           store: Store, force: bool) -> None:
-    """Store the run (the only place a RunRecord is built) and its checkpoint; drop its resume state."""
+           store: Store, force: bool, save: bool = True, run_id: str | None = None, seed: int | None = None,
+           describe: dict | None = None) -> None:
+    """Store the run (the only place a RunRecord is built) and its checkpoint; drop its resume state.
+    ``run_id`` / ``seed`` / ``describe`` (variant, label) are given for a record that is not one seed's run: the
+    average of a variant's seeds (dev.policy run_average)."""
     from .. import variants
 
     cfg, spec = ctx.cfg, ctx.spec
-    if cfg.save_checkpoint and fit.train is not None:
-        save_trainable(ctx.model, Path(cfg.output_dir) / ctx.run_id, cfg)
+    run_id = run_id or ctx.run_id
+    if save and cfg.save_checkpoint and fit.train is not None:
+        save_trainable(ctx.model, Path(cfg.output_dir) / run_id, cfg)
     trainable, total = ctx.model.count_parameters()
     extra = {**fit.extra, "truncated": facts.get("truncated", 0) + fit.truncated, "windowed": facts.get("windowed", 0),
              "decoder": ctx.backbone.is_decoder, "task_kind": spec.kind}
     for key in ("per_language", "held_out"):
         if key in facts:
             extra[key] = facts[key]
+    if ctx.cfg.train.dev.policy == "target_oracle":
+        extra["oracle"] = "model selected on the target languages' labelled dev sets"
     rec = RunRecord(
-        run_id=ctx.run_id, seed=ctx.seed, task=spec.name, method=cfg.method.name, objective=cfg.objective_tag,
+        run_id=run_id, seed=ctx.seed if seed is None else seed, task=spec.name, method=cfg.method.name,
+        objective=cfg.objective_tag,
         model=cfg.model.name_or_path, shots=str(cfg.train.shots), source_langs=ctx.prep.sources,
         config=cfg.to_dict(), manifest=fit.manifest, env=environment(),
         metrics=[row for r in results for row in r.rows()],
@@ -179,11 +303,12 @@ def record(ctx: RunContext, fit: Fit, results: list[LanguageResult], facts: dict
         trainable_params=trainable, total_params=total,
         train_seconds=fit.train.seconds if fit.train is not None else 0.0, eval_seconds=eval_seconds, extra=extra,
         headline_metric=ctx.kind.headline(spec), ner_mode=cfg.eval.ner_mode if spec.metric == "span_f1" else "",
-        shot_seed=ctx.seed if cfg.train.shot_seed is None else cfg.train.shot_seed,
-        **variants.describe_variant(cfg),
+        shot_seed=(ctx.seed if cfg.train.shot_seed is None else cfg.train.shot_seed) if seed is None else seed,
+        **(describe or variants.describe_variant(cfg)),
     )
     store.write_run(rec, replace=force)
-    (Path(cfg.output_dir) / ctx.run_id / "resume.pt").unlink(missing_ok=True)  # stored: nothing left to resume
+    for resume in (Path(cfg.output_dir) / run_id).glob("resume*.pt"):  # stored: nothing left to resume
+        resume.unlink(missing_ok=True)
 
 
 def _quiet(*_args, **_kw) -> None:

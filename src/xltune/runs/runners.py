@@ -56,7 +56,8 @@ class Runner:
         examples for K shots fails early)."""
         return draw_shots(prep, seed)
 
-    def fit(self, ctx: RunContext, shots: list, manifest: dict, force: bool) -> Fit:
+    def fit(self, ctx: RunContext, shots: list, manifest: dict, force: bool, unit=None) -> Fit:
+        """Fit ``ctx.model`` (for ``unit``: one model of a transfer setting, see runs.settings)."""
         raise NotImplementedError
 
     def encode_eval(self, ctx: RunContext, lang: str, examples: list) -> Encoded:
@@ -110,35 +111,81 @@ def draw_shots(prep: Prepared, seed: int) -> tuple[list, dict]:
 class TrainRunner(Runner):
     name = "train"
 
-    def fit(self, ctx: RunContext, shots: list, manifest: dict, force: bool) -> Fit:
+    def check(self, prep: Prepared) -> None:
+        from .settings import check_setting
+
+        check_setting(prep)
+
+    def __init__(self):
+        self.stage1: tuple[dict, object] | None = None  # few_shot_target: the source model's weights, trained once
+        self.said = False
+
+    def fit(self, ctx: RunContext, shots: list, manifest: dict, force: bool, unit=None) -> Fit:
+        log = ctx.log
+        if not self.said:  # once per seed, whatever the number of units
+            self.said = True
+            trainable, total = ctx.model.count_parameters()
+            log(f"   trainable parameters: {trainable:,} of {total:,} ({100 * trainable / total:.4f} %)")
+            if ctx.token_task and ctx.backbone.is_decoder:
+                log("   note: with a decoder each token's label is predicted from its LEFT context only (causal "
+                    "attention)")
+        if ctx.method.before_train is not None:
+            ctx.method.before_train(ctx)
+        targets = unit.targets if unit is not None else list(ctx.prep.targets)
+        name = unit.name if unit is not None else "all"
+        if unit is not None and unit.stage2 is not None:  # few_shot_target: source stage (once), then the target's
+            if self.stage1 is None:
+                first = self._stage(ctx, shots, force, targets, "source stage", "stage1")
+                self.stage1 = (ctx.model.state_dict_trainable(), first)
+            else:
+                ctx.model.load_trainable(self.stage1[0])
+            log(f"   {name}: {len(unit.stage2)} labelled {name} shots after the source stage")
+            second = self._stage(ctx, unit.stage2, force, targets, f"{name} stage", name)
+            extra = {"train": second.extra["train"], "source_stage": self.stage1[1].extra["train"],
+                     "objective": second.extra["objective"]}
+            return Fit(manifest, second.train, extra, second.truncated)
+        fit = self._stage(ctx, shots, force, targets, name, "" if name == "all" else name)
+        fit.manifest = manifest
+        return fit
+
+    def dev_sets(self, ctx: RunContext, shots: list, targets: list[str]) -> list:
+        """(examples, encoded) per language that selects the model, by train.dev.policy: the source languages' dev
+        split (source) or the targets' (target_oracle: an oracle, labelled so), without the training shots -- and,
+        on a parallel split, without their translations (XNLI has no train split: shots come from dev, which must
+        not also select the model); none for last / checkpoint_average / run_average."""
+        cfg, prep = ctx.cfg, ctx.prep
+        policy = cfg.train.dev.policy
+        if policy == "source":
+            dev = prep.dev
+        elif policy == "target_oracle":
+            dev = {lang: prep.load_split(cfg.train.dev.split, lang) for lang in targets}
+        else:
+            return []
+        ids = {e.id for e in shots}
+        same = cfg.train.dev.split == cfg.train.split and cfg.train.split in prep.spec.parallel_splits
+        indices = {e.index for e in shots} if same else set()
+        out = []
+        for lang, exs in dev.items():
+            exs = [e for e in exs if e.id not in ids and e.index not in indices]
+            if cfg.train.dev.max_examples:
+                exs = exs[: cfg.train.dev.max_examples]
+            if exs:
+                out.append((exs, ctx.encode_train(exs)))
+        return out
+
+    def _stage(self, ctx: RunContext, shots: list, force: bool, targets: list[str], what: str, key: str) -> Fit:
         from ..objectives.base import prepare_objectives
         from ..train import train
 
         cfg, spec, log = ctx.cfg, ctx.spec, ctx.log
-        trainable, total = ctx.model.count_parameters()
-        log(f"   trainable parameters: {trainable:,} of {total:,} ({100 * trainable / total:.4f} %)")
-        if ctx.token_task and ctx.backbone.is_decoder:
-            log("   note: with a decoder each token's label is predicted from its LEFT context only (causal attention)")
-        chosen_ids = {e.id for e in shots}
-        if ctx.method.before_train is not None:
-            ctx.method.before_train(ctx)
-
-        # model selection on the source-language dev split, without the training shots (XNLI has no train split,
-        # so shots are drawn from dev: they must not also select the model)
-        dev_sets = []
-        for lang, exs in ctx.prep.dev.items():
-            exs = [e for e in exs if e.id not in chosen_ids]
-            if cfg.train.dev.max_examples:
-                exs = exs[: cfg.train.dev.max_examples]
-            if exs:
-                dev_sets.append((exs, ctx.encode_train(exs)))
+        dev_sets = self.dev_sets(ctx, shots, targets)
         dev_score = None
         if dev_sets:
             def dev_score() -> float:
                 vals = [score(spec, exs, ctx.predict(enc), "dev", "dev", cfg.eval.ner_mode).headline
                         for exs, enc in dev_sets]
                 return float(np.mean(vals))
-        elif cfg.train.dev.policy == "source":
+        elif cfg.train.dev.policy in ("source", "target_oracle"):
             log("   no dev examples left for model selection (all dev examples are training shots): using the last "
                 "epoch")
 
@@ -156,19 +203,21 @@ class TrainRunner(Runner):
                 o.on_encoded(train_enc)
         if train_enc.truncated:
             log(f"   note: {train_enc.truncated} training example(s) truncated to {cfg.model.max_length} tokens")
-        resume = Path(cfg.output_dir) / ctx.run_id / "resume.pt"
+        resume = Path(cfg.output_dir) / ctx.run_id / (f"resume-{key}.pt" if key else "resume.pt")
         if force:
             resume.unlink(missing_ok=True)  # --force redoes the run from scratch
+        average = cfg.train.dev.average_last if cfg.train.dev.policy == "checkpoint_average" else 0
         tres = train(ctx.model, train_enc, cfg.train, seed=ctx.seed, token_task=ctx.token_task, pad_id=ctx.pad_id,
                      padding_side=ctx.padding_side, accelerator=ctx.acc, dev_score=dev_score, loss=objectives,
-                     resume_path=resume, log=log)
-        log(f"   trained {tres.steps} steps in {tres.seconds:.1f} s"
-            + (f"; best dev {100 * tres.best_score:.2f}% at step {tres.best_step}" if tres.best_score is not None
-               else ""))
+                     resume_path=resume, log=log, average_last=average)
+        selected = (f"; best dev {100 * tres.best_score:.2f}% at step {tres.best_step}" if tres.best_score is not None
+                    else f"; weights averaged over the last {tres.averaged} epochs" if tres.averaged else "")
+        log(f"   trained{'' if what == 'all' else ' ' + what} {tres.steps} steps in {tres.seconds:.1f} s{selected}")
         extra = {"train": {"steps": tres.steps, "epochs": tres.epochs, "best_dev": tres.best_score,
-                           "best_step": tres.best_step, "stopped_early": tres.stopped_early, "history": tres.history},
+                           "best_step": tres.best_step, "stopped_early": tres.stopped_early, "history": tres.history,
+                           "averaged": tres.averaged},
                  "objective": objectives.info()}
-        return Fit(manifest, tres, extra, train_enc.truncated)
+        return Fit({}, tres, extra, train_enc.truncated)
 
 
 class InContextRunner(Runner):
@@ -179,6 +228,9 @@ class InContextRunner(Runner):
         if prep.spec.kind != "sequence":
             raise XLTuneError(f"method in_context is for sentence tasks; task {prep.spec.name} is a "
                               f"{prep.spec.kind} task")
+        if prep.cfg.train.setting != "zero_shot":
+            raise XLTuneError(f"method in_context trains nothing: train.setting {prep.cfg.train.setting} does not "
+                              f"apply (translated demonstrations: method.demonstrations: translated)")
 
     def title(self, prep: Prepared, seed: int, run_id: str) -> str:
         cfg = prep.cfg
@@ -191,7 +243,7 @@ class InContextRunner(Runner):
         manifest["demonstrations"] = prep.cfg.method.demonstrations
         return demos, manifest
 
-    def fit(self, ctx: RunContext, shots: list, manifest: dict, force: bool) -> Fit:
+    def fit(self, ctx: RunContext, shots: list, manifest: dict, force: bool, unit=None) -> Fit:
         demos = self.demos = shots
         limit = ctx.backbone.max_positions or ctx.cfg.model.max_length
         self.limit = limit
