@@ -130,6 +130,7 @@ def test_resource_sweep_pools_several_pretrainings(tmp_path):
     (["--shots", "300"], "1..256"),
     (["--seeds", "1,x"], "--seeds expects comma-separated integers"),
     (["--resource-sweep", "xtfn=0.1,0.2", "--pretrain-seeds", "a"], "--pretrain-seeds expects"),
+    (["--settings", "translate_tarin"], "unknown demo setting 'translate_tarin'"),
 ])
 def test_bad_demo_arguments_are_clear_errors_before_any_build(tmp_path, capsys, cache, extra, message):
     args = demo_args(tmp_path)
@@ -159,3 +160,15 @@ def test_every_demo_variant_is_a_valid_run_config(tmp_path, variant):
     assert (cfg.objective_tag != "none") == variant.endswith("+tcl+lcl")
     if variant.endswith("+tcl+lcl"):
         assert cfg.train.translations.languages == LANGS[1:]
+
+
+def test_demo_compares_transfer_settings(tmp_path, capsys, cache):
+    """--settings: each method also with translate-train and translate-test (the world's own translations)."""
+    assert main(demo_args(tmp_path, "--methods", "finetune", "--settings", "zero_shot,translate_train,translate_test",
+                          "--no-report")) == 0
+    table = capsys.readouterr().out.split("NLI accuracy (%)")[1]
+    head = table.splitlines()[1]
+    assert "finetune [translate_train]" in head and "finetune [translate_test]" in head
+    with Store(tmp_path / "demo.sqlite") as s:
+        settings = {(r["config"]["train"]["setting"], r["oracle"]) for r in s.runs()}
+    assert settings == {("zero_shot", ""), ("translate_train", "translation"), ("translate_test", "translation")}

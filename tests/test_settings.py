@@ -4,6 +4,7 @@ translate-test) and model-selection policies (source dev, last, target-dev oracl
 from __future__ import annotations
 
 import csv
+import re
 import io
 
 import pytest
@@ -127,3 +128,19 @@ def test_target_dev_selection_is_marked_oracle_in_tables_and_csv(tiny_xglm_dir, 
     assert sorted(oracle.values()) == ["", "target dev"] and any("dev=target[ORACLE]" in lab for lab in oracle)
     md = paths["markdown"].read_text()
     assert "dev=target[ORACLE]" in md
+
+
+def test_report_compares_settings_per_language_group(tiny_xglm_dir, xnli, tmp_path):
+    from xltune.report import build_report
+
+    for setting in ("zero_shot", "translate_train"):
+        run_experiment(load_config(None, base(tiny_xglm_dir, xnli, tmp_path, f"train.setting={setting}",
+                                              "seeds=[1, 2]")), **QUIET)
+    md = build_report(tmp_path / "r.sqlite", tmp_path / "rep", n_resamples=50, progress=False)["markdown"].read_text()
+    assert "## Transfer settings" in md
+    rows = [line for line in md.splitlines() if line.startswith("| xnli | finetune |")]
+    groups = {line.split(" | ")[2] for line in rows}
+    assert groups == {"high", "low"}  # en, de are high and sw low in XGLM's table
+    tt = [line for line in rows if "translate_train [ORACLE: translation]" in line]
+    assert len(tt) == 2 and all(re.search(r"[+-]\d+\.\d\d \[[+-]\d+\.\d\d, [+-]\d+\.\d\d\] \(2 seeds\)", line)
+                                for line in tt)

@@ -51,13 +51,21 @@ class DemoConfig:
     report_dir: str | None = "xltune-demo-report"
     fresh: bool = False
     extra: list[str] = field(default_factory=list)  # --set overrides of the run config
+    # transfer settings (train.setting): the world is parallel by construction, so translate-train / -test use its
+    # own translations (an oracle: human-quality translations, as named in the tables)
+    settings: list[str] = field(default_factory=lambda: ["zero_shot"])
 
     def __post_init__(self) -> None:
+        from .config import SETTINGS
+
         if not 1 <= self.shots <= 256:
             raise XLTuneError(f"demo shots must be in 1..256 per class, got {self.shots}")
         for m in self.methods:
             if m not in VARIANTS:
                 raise unknown_name("demo method", m, VARIANTS)
+        for st in self.settings:
+            if st not in SETTINGS:
+                raise unknown_name("demo setting", st, SETTINGS)
 
 
 def run_configs(data_dir: Path, model_dir: Path, langs: list[str], source: str, demo: DemoConfig,
@@ -99,18 +107,20 @@ def run_demo(demo: DemoConfig, world_overrides: dict | None = None, log=print, p
     log(f"world: {len(langs)} languages, source {source}; data {data_dir}; model {model_dir}")
 
     results: dict[str, dict[str, list[float]]] = {}
-    for method in demo.methods:
+    for method, setting in [(m, st) for m in demo.methods for st in demo.settings]:
         t = time.perf_counter()
-        cfg = load_config(None, run_configs(data_dir, model_dir, langs, source, demo, method, others[:3]))
+        name = method if setting == "zero_shot" else f"{method} [{setting}]"
+        sets = run_configs(data_dir, model_dir, langs, source, demo, method, others[:3])
+        cfg = load_config(None, sets + ([f"train.setting={setting}"] if setting != "zero_shot" else []))
         runs = run_experiment(cfg, log=_indent(log))
-        timings[method] = time.perf_counter() - t
+        timings[name] = time.perf_counter() - t
         per_lang: dict[str, list[float]] = {}
         for r in runs:
             for lr in r.results:
                 per_lang.setdefault(lr.lang, []).append(lr.headline)
         if any(r.skipped for r in runs):
             per_lang = _from_store(demo.store, [r.run_id for r in runs])
-        results[method] = per_lang
+        results[name] = per_lang
     log(table(results, langs, world_cfg, facts, source))
     stem = str(Path(demo.store).with_suffix(""))
     resources = write_resource_table(facts, world_cfg, Path(stem + "-resources.tsv"))
@@ -185,7 +195,8 @@ def table(results: dict, langs: list[str], world_cfg, facts: dict, source: str) 
     chance = 100 / 3
     lang_facts = facts.get("languages", {}) if isinstance(facts, dict) else {}
     total = sum(lang.resource for lang in world_cfg.languages)
-    head = f"{'lang':<7}{'resource':>9}{'fertility':>10}" + "".join(f"{m:>23}" for m in results)
+    w = max([23] + [len(m) + 2 for m in results])
+    head = f"{'lang':<7}{'resource':>9}{'fertility':>10}" + "".join(f"{m:>{w}}" for m in results)
     lines = [f"NLI accuracy (%), mean ± std over seeds; chance {chance:.1f}; source {source}", head]
     clear = dict.fromkeys(results, 0)
     for cfg_lang in world_cfg.languages:
@@ -195,12 +206,12 @@ def table(results: dict, langs: list[str], world_cfg, facts: dict, source: str) 
         for m, per_lang in results.items():
             v = np.array(per_lang.get(lang, [])) * 100
             if not len(v):
-                row += f"{'–':>23}"
+                row += f"{'–':>{w}}"
                 continue
             sd = v.std(ddof=1) if len(v) > 1 else math.nan
             above = v.mean() - 2 * sd > chance
             clear[m] += above and lang != source
-            row += f"{f'{v.mean():.1f} ± {sd:.1f}' + ('*' if above else ' '):>23}"
+            row += f"{f'{v.mean():.1f} ± {sd:.1f}' + ('*' if above else ' '):>{w}}"
         lines.append(row)
     others = len(world_cfg.languages) - 1
     lines.append("* mean - 2 std above chance; other languages clearly above chance: "

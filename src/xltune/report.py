@@ -268,6 +268,7 @@ def _build(doc, store, store_path, runs, metric_rows, table: ResourceTable, toks
     _shots_section(doc, rows, primary)
     _variance_section(doc, runs, metric_rows, primary)
     _resource_section(doc, rows, keys, cells, table, toks, base, primary)
+    _settings_section(doc, store, runs, rows, table, primary, n_resamples, seed)
     _significance_section(doc, store, keys, cells, base, primary, n_resamples, seed, bar)
     bar.close()
     _claims_section(doc, store_path, tokstats_path, resources_path, n_resamples, seed, where, variants)
@@ -384,6 +385,63 @@ def _pairs(cell: Sequence[agg.AggRow], base: str) -> list[tuple[str, str, str, s
     variants = sorted({r.variant for r in cell}, key=lambda v: labels[v])
     bases = [v for v in variants if any(_is_baseline(r, base) for r in cell if r.variant == v)]
     return [(v, labels[v], b, labels[b]) for b in bases for v in variants if v not in bases]
+
+
+SETTING_KEYS = ("setting", "translate", "target_shots")  # train.* keys that make a transfer setting
+
+
+def _settings_section(doc, store, runs, rows, table: ResourceTable, primary, n_resamples, seed) -> None:
+    """Variants that differ only in train.setting: per language group, the score of each setting and its gain
+    over zero-shot transfer (two-level bootstrap CI over the group's languages)."""
+    from .analysis.select import config_of
+
+    groups: dict[str, dict[str, dict]] = defaultdict(dict)  # configuration minus the setting -> setting -> info
+    for r in runs:
+        cfg = config_of(r)
+        train = cfg.get("train", {})
+        setting = train.get("setting", "zero_shot")
+        rest = json.dumps({k: v for k, v in cfg.items() if k not in ("seeds", "store", "output_dir", "name")}
+                          | {"train": {k: v for k, v in train.items() if k not in (*SETTING_KEYS, "shot_seed")}},
+                          sort_keys=True, default=str)
+        groups[rest].setdefault(setting, {"variant": r["variant"], "label": r["variant_label"], "task": r["task"],
+                                          "method": r["method"], "oracle": r.get("oracle") or ""})
+    compared = {k: v for k, v in groups.items() if "zero_shot" in v and len(v) > 1}
+    if not compared:
+        return
+    doc.h(2, "Transfer settings")
+    doc.p("Variants that differ only in their transfer setting (train.setting), per language group of the resource "
+          "table: the mean score of the group's languages, and each setting's gain over zero-shot transfer with its "
+          "95 % CI (two-level bootstrap over seeds and items, restricted to the group's languages). Translations "
+          "from the same lines of the other language's file are human translations: an ORACLE for what machine "
+          "translation could give.")
+    out = []
+    for by_setting in compared.values():
+        zs = by_setting["zero_shot"]
+        metric = primary[zs["task"]]
+        means = {s: {r.lang: r.mean for r in rows if r.variant == info["variant"] and r.lang != agg.AVG
+                     and r.metric == metric and r.split == "test"} for s, info in by_setting.items()}
+        langs = sorted(means["zero_shot"])
+        for g in ("high", "low", "unseen", "unknown"):
+            in_group = [lg for lg in langs if table.group(lg) == g]
+            if not in_group:
+                continue
+            for s, info in sorted(by_setting.items(), key=lambda kv: kv[0] != "zero_shot"):
+                vals = [means[s][lg] for lg in in_group if lg in means[s]]
+                cell = f"{100 * np.mean(vals):.1f}" if vals else "–"
+                gain = "–"
+                if s != "zero_shot":
+                    try:
+                        c = compare_variants(store, info["variant"], zs["variant"], metric=metric, langs=in_group,
+                                             n_resamples=n_resamples, seed=seed)
+                        res = c.average or (c.per_lang[0] if len(c.per_lang) == 1 else None)
+                        if res is not None:
+                            gain = (f"{res.diff * 100:+.2f} [{res.ci_low * 100:+.2f}, {res.ci_high * 100:+.2f}] "
+                                    f"({len(res.seeds)} seed{'s' if len(res.seeds) > 1 else ''})")
+                    except XLTuneError as e:
+                        gain = f"not tested: {e}"
+                oracle = f" [ORACLE: {info['oracle']}]" if info["oracle"] else ""
+                out.append([zs["task"], info["method"], g, f"{len(in_group)}", f"{s}{oracle}", cell, gain])
+    doc.table(["task", "method", "group", "langs", "setting", "score", "gain over zero-shot (CI)"], out)
 
 
 def _significance_section(doc, store, keys, cells, base, primary, n_resamples, seed, bar) -> None:

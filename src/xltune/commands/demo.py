@@ -12,6 +12,9 @@ def add_parser(sub) -> None:
     p.add_argument("--seeds", default="1,2,3", help="comma-separated seeds (default 1,2,3)")
     p.add_argument("--methods", default="finetune,deep_prompt,deep_prompt+tcl+lcl",
                    help="comma-separated: finetune, deep_prompt, deep_prompt+tcl+lcl, finetune+tcl+lcl, prompt, lora")
+    p.add_argument("--settings", default="zero_shot",
+                   help="comma-separated transfer settings: zero_shot, translate_train, translate_test, "
+                        "translate_train_all, few_shot_target (translations: the world's own, an oracle)")
     p.add_argument("--epochs", type=int, default=8)
     p.add_argument("--store", default="xltune-demo.sqlite", help="results store (default: ./xltune-demo.sqlite)")
     p.add_argument("--out", default="xltune-demo-report", help="report folder")
@@ -47,7 +50,8 @@ def main(args) -> int:
     demo = DemoConfig(shots=args.shots, seeds=_ints(args.seeds, "--seeds"),
                       methods=[m.strip() for m in args.methods.split(",") if m.strip()], epochs=args.epochs,
                       store=args.store, report_dir=None if args.no_report else args.out, fresh=args.fresh,
-                      extra=args.overrides, source=args.source)
+                      extra=args.overrides, source=args.source,
+                      settings=[st.strip() for st in args.settings.split(",") if st.strip()])
     languages = WorldConfig().languages
     if args.languages:
         languages = select_languages([c.strip() for c in args.languages.split(",") if c.strip()], languages)
