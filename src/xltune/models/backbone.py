@@ -92,6 +92,31 @@ def _is_local(name: str) -> bool:
     return Path(name).expanduser().is_dir()
 
 
+def _meant_local(name: str) -> bool:
+    """A path, not a hub id: absolute, or starting with ./ ../ ~ (a config file's own paths are made absolute)."""
+    return Path(name).expanduser().is_absolute() or name.startswith((".", "~"))
+
+
+def _missing_folder(name: str) -> XLTuneError:
+    """A mistyped model folder: say so (and what is there instead), not that the hub is unreachable."""
+    import difflib
+
+    path = Path(name).expanduser().absolute()
+    if path.exists():
+        return XLTuneError(f"model.name_or_path: {path} is a file, not a model folder (a folder saved with "
+                           f"save_pretrained, or a hub id such as facebook/xglm-564M)")
+    parent = path.parent
+    while not parent.is_dir() and parent != parent.parent:
+        parent = parent.parent
+    if parent == path.parent:
+        near = difflib.get_close_matches(path.name, [c.name for c in parent.iterdir() if c.is_dir()], n=1)
+        hint = f"; did you mean {parent / near[0]}?" if near else ""
+    else:
+        hint = f"; the nearest folder that exists is {parent}"
+    return XLTuneError(f"model.name_or_path: no model folder at {path} (it does not exist{hint}); make it "
+                       f"(xltune tiny-model, save_pretrained) or give a hub id such as facebook/xglm-564M")
+
+
 def _offline() -> bool:
     """HF_HUB_OFFLINE / TRANSFORMERS_OFFLINE, read now: huggingface_hub reads them once at import, which misses a
     variable set later (a notebook, a test); we pass local_files_only instead, which it honours per call."""
@@ -108,6 +133,9 @@ def _hub_error(name: str, err: Exception) -> XLTuneError:
                 "in model.name_or_path")
     else:
         hint = "check the hub id, your network, or pass a local model directory in model.name_or_path"
+    parts = Path(name).parts
+    if not _is_local(name) and len(parts) > 1 and Path(parts[0]).is_dir():  # runs/tiny-xgml: a path was meant?
+        hint += f" (no folder {Path(name).resolve()} exists either)"
     first = str(err).strip().splitlines()[0] if str(err).strip() else type(err).__name__
     return XLTuneError(f"model.name_or_path: cannot load {name!r} ({first}); {hint}")
 
@@ -116,6 +144,8 @@ def load_config(name: str) -> Any:
     """A transformers config from a short name (KNOWN_CONFIGS), a local directory or a hub id."""
     if name in KNOWN_CONFIGS:
         return KNOWN_CONFIGS[name]()
+    if _meant_local(name) and not _is_local(name):
+        raise _missing_folder(name)
     from transformers import AutoConfig
 
     if not _is_local(name) and not _offline():
