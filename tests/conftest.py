@@ -23,7 +23,8 @@ torch.set_num_threads(min(2, os.cpu_count() or 1))
 # edited meanwhile do not count.
 def _checkout_paths() -> set[str]:
     runs = ROOT / "runs"
-    return set(os.listdir(ROOT)) | ({f"runs/{x}" for x in os.listdir(runs)} if runs.is_dir() else set())
+    top = {x for x in os.listdir(ROOT) if x not in (".pytest_cache", "__pycache__")}  # pytest's and Python's own
+    return top | ({f"runs/{x}" for x in os.listdir(runs)} if runs.is_dir() else set())
 
 
 def pytest_sessionstart(session) -> None:
