@@ -17,6 +17,30 @@ SHARED = Path(os.environ.get("XLTUNE_SHARED", ROOT.parent / "shared"))
 
 torch.set_num_threads(min(2, os.cpu_count() or 1))
 
+# Tests write only under temporary folders: an entry that appears at the top of the checkout during the session (a
+# default `store: results.sqlite` or `output_dir: runs` resolved against the working directory, which is the
+# checkout's root under pytest) fails the session; so does a new runs/RUN_ID/. Not deeper, so that files being
+# edited meanwhile do not count.
+def _checkout_paths() -> set[str]:
+    runs = ROOT / "runs"
+    top = {x for x in os.listdir(ROOT) if x not in (".pytest_cache", "__pycache__")}  # pytest's and Python's own
+    return top | ({f"runs/{x}" for x in os.listdir(runs)} if runs.is_dir() else set())
+
+
+def pytest_sessionstart(session) -> None:
+    session.config._xltune_checkout = _checkout_paths()
+
+
+def pytest_sessionfinish(session, exitstatus) -> None:
+    before = getattr(session.config, "_xltune_checkout", None)
+    if before is None:
+        return
+    new = sorted(_checkout_paths() - before)
+    if new:
+        session.config.pluginmanager.get_plugin("terminalreporter").write_line(
+            f"tests wrote into the checkout (write under tmp_path instead): {', '.join(new[:10])}", red=True)
+        session.exitstatus = 1
+
 
 @pytest.fixture(scope="session")
 def shared_data() -> Path:

@@ -163,8 +163,9 @@ def test_unknown_language(world, capsys, key, value, kind):
 
 
 def test_empty_config_file(world, capsys):
+    # an empty file is an empty mapping (every key from the command line); without a model, that is what it says
     world.config.write_text("# nothing yet\n\n", encoding="utf-8")
-    fails(world, *xltune(world, capsys), f"{world.config}: the config file is empty")
+    fails(world, *xltune(world, capsys), f"{world.config}: model.name_or_path is required")
 
 
 def test_yaml_syntax_error_names_the_line(world, capsys):
@@ -178,6 +179,30 @@ def test_yaml_syntax_error_names_the_line(world, capsys):
 def test_missing_config_file(world, capsys):
     fails(world, *xltune(world, capsys, config=world.root / "nope.yaml"), "cannot read config", "nope.yaml",
           "No such file")
+
+
+def test_list_item_of_the_wrong_type_shows_the_list_form(world, capsys):
+    fails(world, *xltune(world, capsys, "seeds=1,2,x"), "seeds must be a list of integers, e.g. seeds=[1, 2, 3]",
+          "(or 1,2,3 on the command line)", "got '1,2,x'")
+
+
+def test_config_path_written_for_the_working_directory(world, capsys, monkeypatch):
+    """Paths in a config are relative to its folder; one that exists only relative to the working directory (a
+    config written before) is an error that gives the path to write."""
+    sub = world.root / "configs"
+    sub.mkdir()
+    config = sub / "exp.yaml"
+    config.write_text(world.config.read_text().replace(f"data_dir: {world.data}", "data_dir: data"), encoding="utf-8")
+    monkeypatch.chdir(world.root)
+    fails(world, *xltune(world, capsys, config=config), f"{config}: task.data_dir 'data' is relative to the config "
+          f"file's folder ({sub})", "write '../data'")
+
+
+def test_run_without_a_config_or_a_model(world, capsys):
+    capsys.readouterr()
+    rc = cli_main(["run", "--task", "xnli", "--shots", "2"])
+    fails(world, rc, capsys.readouterr().err, "xltune run needs a config file or the experiment as flags",
+          "--model", "--targets all")
 
 
 def test_set_without_equals(world, capsys):
@@ -356,6 +381,15 @@ def _copy_model(src: Path, dst: Path, names: tuple[str, ...]) -> Path:
     return dst
 
 
+def test_mistyped_absolute_model_folder_is_a_missing_folder_not_the_hub(world, capsys, monkeypatch, tiny_xglm_dir):
+    monkeypatch.delenv("HF_HUB_OFFLINE")
+    monkeypatch.setenv("HF_ENDPOINT", "https://hub.invalid")  # were the hub asked, it would not be reachable
+    typo = tiny_xglm_dir.parent / (tiny_xglm_dir.name + "l")
+    line = fails(world, *xltune(world, capsys, f"model.name_or_path={typo}"), f"no model folder at {typo}",
+                 "it does not exist", f"did you mean {tiny_xglm_dir}?")
+    assert "reachable" not in line
+
+
 def test_model_folder_without_tokenizer(world, capsys, tiny_xglm_dir):
     model = _copy_model(tiny_xglm_dir, world.root / "no-tok", ("config.json", "model.safetensors"))
     fails(world, *xltune(world, capsys, f"model.name_or_path={model}"), f"{model} has no tokenizer files",
@@ -441,6 +475,16 @@ def test_tagging_shots_larger_than_the_pool(ner, capsys):
           "lower train.shots")
 
 
+def test_declared_entity_type_absent_from_the_files_names_task_labels(ner, capsys):
+    """CoNLL-2003's label set has MISC; files without any MISC cannot give K MISC mentions at any K: the fix is the
+    label set, not fewer shots."""
+    write_config(ner, ner.config.read_text().split("model: {name_or_path: ")[1].split("}")[0],
+                 f"{{name: conll, data_dir: {ner.data}, file_pattern: '{{split}}-{{lang}}.tsv', languages: [en, de]}}")
+    line = fails(ner, *xltune(ner, capsys), "the pool en/dev has no mentions of 'MISC' (declared by task conll)",
+                 "set task.labels to the labels they use: task.labels=[O, B-PER, I-PER, B-ORG, I-ORG, B-LOC, I-LOC]")
+    assert "lower train.shots" not in line
+
+
 def test_token_train_file_without_tags(ner, capsys):
     path = ner.data / "dev-en.tsv"
     path.write_text("\n".join(ln.split("\t")[0] for ln in path.read_text(encoding="utf-8").split("\n")),
@@ -494,3 +538,20 @@ def test_custom_tsv_header_without_a_text_column(world, capsys):
             "task.file_pattern={split}-{lang}.tsv"]
     fails(world, *xltune(world, capsys, *sets), "dev-en.tsv:1:", "missing column 'hypo' in the header",
           "header: premise, hypothesis, label")
+
+
+# == in-context ========================================================================================================
+def test_in_context_demonstrations_beyond_the_position_table_name_the_key(world, capsys, tiny_xglm_dir):
+    """K demonstrations per class + the input must fit the model's position table (max_position_embeddings in its
+    config.json); model.max_length does not change that table, so the message says which key limits."""
+    short = world.root / "short-xglm"
+    short.mkdir()
+    for f in tiny_xglm_dir.iterdir():
+        (short / f.name).write_bytes(f.read_bytes())
+    cfg = json.loads((short / "config.json").read_text())
+    cfg["max_position_embeddings"] = 48  # XGLM's positions are sinusoidal: only the declared limit changes
+    (short / "config.json").write_text(json.dumps(cfg))
+    fails(world, *xltune(world, capsys, f"model.name_or_path={short}", "method.name=in_context", "train.shots=3"),
+          "examples (first: ", "need more than 48 tokens", "K=3 demonstrations per class + input",
+          f"the limit is max_position_embeddings = 48 in the config of {short}, which model.max_length does not raise",
+          "lower train.shots (K demonstrations per class) or use shorter ones")

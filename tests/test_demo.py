@@ -47,6 +47,11 @@ def test_demo_command_end_to_end_and_cached_rerun(tmp_path, capsys, cache):
     for stage in ("world + pretraining", "finetune", "deep_prompt", "report", "total"):
         assert stage in stages
     assert "pretrain_s" in out and "cached: False" in out
+    import torch
+    import transformers
+
+    versions = next(line for line in out.splitlines() if line.startswith("versions: "))  # what the numbers came from
+    assert f"torch {torch.__version__}" in versions and f"transformers {transformers.__version__}" in versions
     with Store(tmp_path / "demo.sqlite") as s:
         runs = s.runs()
         assert sorted((r["method"], r["seed"]) for r in runs) == [("deep_prompt", 1), ("deep_prompt", 2),

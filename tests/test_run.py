@@ -124,3 +124,35 @@ def test_malformed_line_names_file_and_line_and_leaves_no_run(tiny_xglm_dir, xnl
     assert "test-de.tsv" in str(e.value) and "6" in str(e.value) and "neutrall" in str(e.value)
     db = tmp_path / "results.sqlite"
     assert not db.exists() or sqlite3.connect(db).execute("SELECT COUNT(*) FROM runs").fetchone()[0] == 0
+
+
+def test_a_run_from_flags_alone_is_the_run_its_yaml_describes(tiny_xglm_dir, xnli_dir, tmp_path, capsys, monkeypatch):
+    """`xltune run --model M --task xnli --method deep_prompt --shots K --seeds 1,2 --source en --targets all`
+    without a YAML stores the runs; the same experiment as a YAML file is the same runs (skipped, not redone)."""
+    monkeypatch.chdir(tmp_path)  # flags' paths are relative to the working directory
+    store = tmp_path / "flags.sqlite"
+    flags = ["run", "--model", str(tiny_xglm_dir), "--task", "xnli", "--data-dir", "xnli", "--method", "deep_prompt",
+             "--shots", "2", "--seeds", "1,2", "--source", "en", "--targets", "all", "--store", "flags.sqlite",
+             "--set", "train.split=dev", "--set", "train.epochs=1", "--set", "method.prefix_length=4",
+             "--set", "output_dir=runs"]
+    assert cli_main(flags) == 0
+    out = capsys.readouterr().out
+    assert "mean ± std over 2 seeds" in out
+    with Store(store) as s:
+        runs = s.runs()
+        assert sorted(r["seed"] for r in runs) == [1, 2]
+        assert runs[0]["config"]["task"]["data_dir"] == str(xnli_dir)  # made absolute before the run key
+        assert runs[0]["config"]["eval"]["languages"] == "all" and runs[0]["source_langs"] == "en"
+    (tmp_path / "exp").mkdir()
+    (tmp_path / "exp" / "c.yaml").write_text(
+        f"model: {{name_or_path: {tiny_xglm_dir}}}\nmethod: {{name: deep_prompt, prefix_length: 4}}\n"
+        "task: {name: xnli, data_dir: ../xnli}\ntrain: {languages: [en], split: dev, shots: 2, epochs: 1}\n"
+        "seeds: [1, 2]\nstore: ../flags.sqlite\n", encoding="utf-8")
+    assert cli_main(["run", "exp/c.yaml"]) == 0
+    assert capsys.readouterr().out.count("already in") == 2
+
+
+def test_run_without_config_or_model_says_how(capsys):
+    assert cli_main(["run", "--task", "xnli"]) == 2
+    err = capsys.readouterr().err
+    assert "xltune run needs a config file or the experiment as flags, e.g. xltune run --model" in err

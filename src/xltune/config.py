@@ -2,8 +2,11 @@
 
 Loaded from YAML, overridden with ``--set key.sub=value``; the resolved config (every field, defaults filled in)
 is stored with each run and can be re-run from the store alone (``ExperimentConfig.from_dict(run["config"])``).
-Paths in a config file are resolved relative to the current directory (the project root when you follow the
-README); ``resolve_paths`` makes them absolute before a run so the stored config is self-contained.
+A path is relative to where it is written: paths in a config file to the file's folder (``load_config`` makes them
+absolute as it reads the file), paths given on the command line (``--set``, flags) and the defaults (``store:
+results.sqlite``, ``output_dir: runs``) to the working directory (``resolve_paths``, before a run). Either way the
+stored config holds absolute paths, so it re-runs anywhere and a run's key does not depend on the directory it was
+started from.
 """
 
 from __future__ import annotations
@@ -158,6 +161,12 @@ class TrainConfig:
     dev: DevConfig = section(DevConfig, "model selection and early stopping")
     translations: TranslationsConfig = section(TranslationsConfig, "translations of the shots, for the objectives "
                                                                    "that read them")
+    report_to: list[str] = _f([], "experiment trackers (accelerate's): tensorboard, wandb, mlflow, comet_ml, aim, "
+                                  "clearml, dvclive, swanlab, trackio; each run logs its loss and learning rate per "
+                                  "step, dev scores, test scores per language and its variant label (docs: "
+                                  "xltune.tracking; offline: TensorBoard files, WANDB_MODE=offline)")
+    logging_dir: str | None = _f(None, "where file-based trackers write, one folder per run (TensorBoard: "
+                                       "LOGGING_DIR/RUN_ID/); null: output_dir")
 
     def __post_init__(self) -> None:
         if isinstance(self.shots, str) and self.shots != "all":
@@ -178,6 +187,12 @@ class TrainConfig:
         _choice("train.setting", self.setting, SETTINGS)
         if isinstance(self.target_shots, str) and self.target_shots != "all":
             raise XLTuneError(f"train.target_shots must be a positive integer or 'all', got {self.target_shots!r}")
+        from .tracking import TRACKERS
+
+        for name in self.report_to:
+            _choice("train.report_to", name, tuple(TRACKERS))
+        if len(set(self.report_to)) != len(self.report_to):
+            raise XLTuneError(f"train.report_to names a tracker twice: {self.report_to}")
 
 
 @dataclass
@@ -193,7 +208,7 @@ class EvalConfig:
 
     def __post_init__(self) -> None:
         if isinstance(self.languages, str) and self.languages != "all":
-            raise XLTuneError(f"eval.languages must be a list of languages or 'all', got {self.languages!r}")
+            self.languages = [self.languages]  # one language (--targets de), as train.languages takes one
         _positive("eval.batch_size", self.batch_size)
         _choice("eval.ner_mode", self.ner_mode, ("conlleval", "strict"))
 
@@ -339,11 +354,11 @@ def load_config(path: str | Path | None, overrides: list[str] | None = None, bas
             loaded = yaml.safe_load(text)
         except yaml.YAMLError as e:
             raise yaml_error(e, path) from None
-        if loaded is None:
-            raise XLTuneError(f"{path}: the config file is empty")
+        if loaded is None:  # empty, or only comments: every key from the command line (and the defaults)
+            loaded = {}
         if not isinstance(loaded, dict):
             raise XLTuneError(f"{path}: expected a mapping of sections (model, method, task, ...), got {type(loaded).__name__}")
-        data.update(loaded)
+        data.update(rebase_paths(upgrade(loaded, source), path.resolve().parent, source))
     for item in overrides or []:
         apply_override(data, item)
     return ExperimentConfig.from_dict(data, source)
@@ -367,13 +382,103 @@ def apply_override(data: dict, item: str) -> None:
     node[parts[-1]] = value
 
 
+# -- paths ----------------------------------------------------------------------------------------------------------
+def _is_local_path(value: str, base: Path) -> bool:
+    """model.name_or_path is a folder (not a hub id) when it is absolute, starts with . or ~, or exists there."""
+    q = Path(value).expanduser()
+    return q.is_absolute() or value.startswith((".", "~")) or (base / q).exists()
+
+
+def _absolute(value: str, base: Path) -> str:
+    q = Path(value).expanduser()
+    return str(q if q.is_absolute() else (base / q).resolve())
+
+
+def _path_slots(data: dict) -> list[tuple[dict, str, str, str]]:
+    """(mapping, key, dotted name, kind) of every path a config mapping holds. kind: 'in' (read: must exist),
+    'model' (a folder or a hub id), 'template' (a file, or a shipped template's name), 'out' (written)."""
+    slots: list[tuple[dict, str, str, str]] = []
+
+    def section(*keys: str) -> dict | None:
+        node: Any = data
+        for k in keys:
+            node = node.get(k) if isinstance(node, dict) else None
+        return node if isinstance(node, dict) else None
+
+    if (m := section("model")) is not None:
+        slots.append((m, "name_or_path", "model.name_or_path", "model"))
+    if (t := section("task")) is not None:
+        slots += [(t, "data_dir", "task.data_dir", "in"), (t, "template", "task.template", "template")]
+    if (tr := section("train", "translations")) is not None:
+        slots.append((tr, "parallel_file", "train.translations.parallel_file", "in"))
+    if (tn := section("train")) is not None:
+        slots.append((tn, "logging_dir", "train.logging_dir", "out"))
+    slots += [(data, "store", "store", "out"), (data, "output_dir", "output_dir", "out")]
+    objectives = data.get("objectives")
+    for i, o in enumerate(objectives if isinstance(objectives, list) else []):
+        if not isinstance(o, dict):
+            continue
+        if isinstance(o.get("text"), dict):  # files an objective reads (distillation's unlabelled text)
+            slots += [(o["text"], lang, f"objectives[{i}].text.{lang}", "in") for lang in o["text"]]
+        slots.append((o, "teacher_store", f"objectives[{i}].teacher_store", "in"))
+    return [(node, k, name, kind) for node, k, name, kind in slots if isinstance(node.get(k), str) and node[k]]
+
+
+def rebase_paths(data: dict, base: Path, source: str = "config") -> dict:
+    """The relative paths of a config mapping made absolute against ``base`` (the folder of the file they are
+    written in); returns a copy. A path that is not there but is there relative to the working directory -- a config
+    written when paths were relative to it -- is an error that gives the path to write instead."""
+    import copy
+
+    data = copy.deepcopy(data)
+    for node, key, name, kind in _path_slots(data):
+        value = node[key]
+        if Path(value).expanduser().is_absolute():
+            continue
+        if kind == "model" and not _is_local_path(value, base):
+            if (Path.cwd() / value).exists():
+                _moved(source, name, value, base)
+            continue  # a hub id
+        if kind == "template" and not ("/" in value or value.endswith((".yaml", ".yml"))):
+            continue  # a shipped template's name
+        if kind in ("in", "model", "template") and not (base / value).exists() and (Path.cwd() / value).exists() \
+                and (base / value).resolve() != (Path.cwd() / value).resolve():
+            _moved(source, name, value, base)
+        node[key] = _absolute(value, base)
+    return data
+
+
+def _moved(source: str, name: str, value: str, base: Path) -> None:
+    import os
+
+    fix = os.path.relpath(Path.cwd() / value, base)
+    raise XLTuneError(f"{source}: {name} {value!r} is relative to the config file's folder ({base}), where it does "
+                      f"not exist; it exists relative to the working directory: write {fix!r} (paths in a config file "
+                      f"are relative to the file)")
+
+
+def rebase_override(item: str, base: Path, source: str = "config") -> str:
+    """A ``key=value`` override written in a file (a sweep plan's ``set:``) with its path made absolute against the
+    file's folder; other overrides unchanged."""
+    data: dict = {}
+    apply_override(data, item)
+    rebased = rebase_paths(data, base, source)
+    if rebased == data:
+        return item
+    key = item.split("=", 1)[0].strip()
+    node: Any = rebased
+    for part in key.split("."):
+        node = node[part]
+    return f"{key}={json.dumps(node)}"  # JSON is YAML: the value reads back as written
+
+
 def resolve_paths(cfg: ExperimentConfig, base: Path | None = None) -> ExperimentConfig:
-    """Make local paths absolute (relative to ``base``, default cwd) so the stored config re-runs anywhere."""
+    """Make the paths still relative (defaults, command-line values; a config file's own were made absolute as it
+    was read) absolute against ``base`` (default: the working directory), so the stored config re-runs anywhere."""
     base = Path.cwd() if base is None else base
 
     def absolute(p: str) -> str:
-        q = Path(p).expanduser()
-        return str(q if q.is_absolute() else (base / q).resolve())
+        return _absolute(p, base)
 
     if cfg.task.data_dir:
         cfg.task.data_dir = absolute(cfg.task.data_dir)
@@ -386,11 +491,12 @@ def resolve_paths(cfg: ExperimentConfig, base: Path | None = None) -> Experiment
             o.text[k] = absolute(v)
         if getattr(o, "teacher_store", None):
             o.teacher_store = absolute(o.teacher_store)
-    mp = Path(cfg.model.name_or_path).expanduser()
-    if mp.is_absolute() or (base / mp).exists() or cfg.model.name_or_path.startswith((".", "~")):
+    if _is_local_path(cfg.model.name_or_path, base):
         cfg.model.name_or_path = absolute(cfg.model.name_or_path)
     cfg.store = absolute(cfg.store)
     cfg.output_dir = absolute(cfg.output_dir)
+    if cfg.train.logging_dir:
+        cfg.train.logging_dir = absolute(cfg.train.logging_dir)
     return cfg
 
 

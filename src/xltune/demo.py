@@ -122,6 +122,7 @@ def run_demo(demo: DemoConfig, world_overrides: dict | None = None, log=print, p
             per_lang = _from_store(demo.store, [r.run_id for r in runs])
         results[name] = per_lang
     log(table(results, langs, world_cfg, facts, source))
+    log(versions())  # the numbers above depend on them (docs/synthetic.md gives the set its table was made with)
     stem = str(Path(demo.store).with_suffix(""))
     resources = write_resource_table(facts, world_cfg, Path(stem + "-resources.tsv"))
     tokstats = write_tokstats(data_dir, model_dir, langs, Path(stem + "-tokstats.csv"))
@@ -139,6 +140,25 @@ def run_demo(demo: DemoConfig, world_overrides: dict | None = None, log=print, p
     log(f"runs are in {Path(demo.store).resolve()} (read them with `xltune report --store {demo.store} --out DIR`)")
     return {"timings": timings, "results": results, "source": source, "languages": langs, "facts": facts,
             "resources": resources, "tokstats": tokstats}
+
+
+VERSIONED = ("torch", "transformers", "tokenizers", "peft", "accelerate", "numpy", "scipy")
+
+
+def versions() -> str:
+    """'versions: xltune 0.1.0, python 3.11.7, torch 2.13.0+cpu, ...': what this demo ran with."""
+    import platform
+    from importlib.metadata import PackageNotFoundError, version
+
+    from . import __version__
+
+    parts = [f"xltune {__version__}", f"python {platform.python_version()}"]
+    for name in VERSIONED:
+        try:
+            parts.append(f"{name} {version(name)}")
+        except PackageNotFoundError:
+            parts.append(f"{name} (not installed)")
+    return "versions: " + ", ".join(parts)
 
 
 def write_tokstats(data_dir: Path, model_dir: Path, langs: list[str], path: Path) -> Path:

@@ -76,15 +76,21 @@ def to_dict(obj: Any) -> Any:
     return dataclasses.asdict(obj)
 
 
-def coerce_field(value: Any, hint: Any, key: str, source: str) -> Any:
+def coerce_field(value: Any, hint: Any, key: str, source: str, lenient: bool = True) -> Any:
     """Check ``value`` against a dataclass field's type hint (``key`` and ``source`` name it in errors); ints are
-    accepted for floats, YAML 1.1's ``1e-2`` strings too; 'all' for Shots."""
+    accepted for floats, YAML 1.1's ``1e-2`` strings too; 'all' for Shots. A list may also be written ``a,b,c``
+    (as ``--grid`` takes it; ``seeds=1,2,3``) or as one value (``train.languages=en``): ``lenient`` allows that."""
     origin = typing.get_origin(hint)
     args = typing.get_args(hint)
     if origin in (Union, types.UnionType):
-        for a in args:
+        attempts = [(a, False) for a in args]  # a value of the right type first (eval.languages: 'all' is a str)
+        if lenient:
+            lists = [(a, True) for a in args if typing.get_origin(a) is list]
+            # 'de,fr' reads as a list where the field takes one, before it can be taken for a plain string
+            attempts = lists + attempts if isinstance(value, str) and "," in value else attempts + lists
+        for a, loose in attempts:
             try:
-                return coerce_field(value, a, key, source)
+                return coerce_field(value, a, key, source, loose)
             except XLTuneError:
                 pass
         names = " or ".join(_type_name(a) for a in args)
@@ -94,10 +100,20 @@ def coerce_field(value: Any, hint: Any, key: str, source: str) -> Any:
             return None
         raise XLTuneError(f"{source}: {key} must be null, got {value!r}")
     if origin is list:
-        if not isinstance(value, list):
-            raise XLTuneError(f"{source}: {key} must be a list (e.g. [a, b]), got {value!r}")
         (inner,) = args
-        return [coerce_field(v, inner, f"{key}[{i}]", source) for i, v in enumerate(value)]
+        written = value
+        if not isinstance(value, list):
+            if not lenient or value is None or isinstance(value, (dict, bool)):
+                raise XLTuneError(f"{source}: {key} must be a list, e.g. {key}={_list_example(inner)}, got {value!r}")
+            value = _split_list(value)
+        try:
+            return [coerce_field(v, inner, f"{key}[{i}]", source) for i, v in enumerate(value)]
+        except XLTuneError as e:
+            if written is value:
+                raise
+            raise XLTuneError(f"{source}: {key} must be a list of {_type_name(inner, plural=True)}, e.g. "
+                              f"{key}={_list_example(inner)} (or {_list_example(inner)[1:-1].replace(' ', '')} on "
+                              f"the command line), got {written!r} ({str(e).split(': ', 1)[-1]})") from None
     if origin is dict:
         if not isinstance(value, dict):
             raise XLTuneError(f"{source}: {key} must be a mapping, got {value!r}")
@@ -128,11 +144,34 @@ def coerce_field(value: Any, hint: Any, key: str, source: str) -> Any:
     return value
 
 
-def _type_name(t: Any) -> str:
+def _split_list(value: Any) -> list:
+    """'1,2,3' -> [1, 2, 3] (each item read as YAML, like --grid's values); a single value -> [value]."""
+    import yaml
+
+    if not isinstance(value, str):
+        return [value]
+    out = []
+    for item in value.split(","):
+        if not item.strip():
+            continue
+        try:
+            out.append(yaml.safe_load(item))
+        except yaml.YAMLError:
+            out.append(item.strip())
+    return out
+
+
+def _list_example(inner: Any) -> str:
+    return {int: "[1, 2, 3]", float: "[0.01, 0.03]"}.get(inner, "[a, b]")
+
+
+def _type_name(t: Any, plural: bool = False) -> str:
+    if plural:
+        return {int: "integers", float: "numbers", str: "strings", bool: "booleans"}.get(t, str(t))
     if t is type(None):
         return "null"
     if typing.get_origin(t) is list:
-        return "a list"
+        return f"a list (e.g. {_list_example(typing.get_args(t)[0])})"
     if typing.get_origin(t) is dict:
         return "a mapping"
     return {int: "an integer", float: "a number", str: "a string", bool: "a boolean"}.get(t, str(t))

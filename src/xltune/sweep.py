@@ -26,7 +26,7 @@ from pathlib import Path
 
 import yaml
 
-from .config import ExperimentConfig, load_config, resolve_paths
+from .config import ExperimentConfig, load_config, rebase_override, resolve_paths
 from .errors import XLTuneError, unknown_name
 from .store import Store
 
@@ -121,9 +121,12 @@ def load_plan(path: str | Path) -> list[PlanEntry]:
         grid = e.get("grid") or {}
         if not isinstance(grid, dict):
             raise XLTuneError(f"{loc}: grid must map keys to lists of values, got {grid!r}")
-        items = [f"{k}={','.join(_fmt(v) for v in (vals if isinstance(vals, list) else [vals]))}"
+        # paths in the plan's own overrides are relative to the plan file, as a config file's are to it
+        base = path.resolve().parent
+        items = [f"{k}={','.join(_value(rebase_override(f'{k}={_fmt(v)}', base, loc)) for v in _list(vals))}"
                  for k, vals in grid.items()]
-        out.append(PlanEntry((path.parent / e["config"]).resolve(), [str(s) for s in e.get("set") or []], items))
+        sets = [rebase_override(str(s), base, loc) for s in e.get("set") or []]
+        out.append(PlanEntry((path.parent / e["config"]).resolve(), sets, items))
     return out
 
 
@@ -235,6 +238,14 @@ def _visible_gpus() -> list[str]:
     if env:
         return [g.strip() for g in env.split(",") if g.strip()][: n or None]
     return [str(i) for i in range(n)]
+
+
+def _list(v) -> list:
+    return v if isinstance(v, list) else [v]
+
+
+def _value(item: str) -> str:
+    return item.split("=", 1)[1]
 
 
 def _fmt(v) -> str:

@@ -105,6 +105,7 @@ def train(
     resume_path: Path | None = None,
     log: Callable[[str], None] = print,
     average_last: int = 0,
+    track: Callable[[dict, int], None] | None = None,
 ) -> TrainResult:
     """Train ``model``'s trainable parameters in place; at the end the best dev state (if any) is restored, or, with
     ``average_last`` N > 0, the average of the trainable weights at the last N evaluation points (epoch ends, or
@@ -113,6 +114,8 @@ def train(
 
     With several processes (accelerate launch), every process draws the same global batch from the shared seed and
     takes its share (positions rank::world); DDP averages gradients, so the loss is scaled to the global mean.
+    ``track(values, step)`` (experiment trackers; every process gets it) hears the global batch's loss and the learning
+    rate after every step and the dev score after every evaluation.
     """
     acc = accelerator
     device = acc.device
@@ -198,6 +201,8 @@ def train(
             bad_evals += 1
         log(f"  step {result.steps:>5}  epoch {epoch:>3}  dev {100 * score:6.2f}%"
             + ("  *" if result.best_step == result.steps else ""))
+        if track is not None:
+            track({"dev/score": score, "dev/best": result.best_score}, result.steps)
         return cfg.dev.patience > 0 and bad_evals >= cfg.dev.patience
 
     model.train()
@@ -212,6 +217,7 @@ def train(
             count = max(count, 1)
             mine = batch_pos[rank::world]
             parts = [mine[s : s + micro] for s in range(0, len(mine), micro)] or [[]]
+            step_loss = torch.zeros((), device=device)
             for j, part in enumerate(parts):
                 last = j == len(parts) - 1
                 sync = acc.no_sync(ddp_model) if (world > 1 and not last) else nullcontext()
@@ -229,6 +235,7 @@ def train(
                                             batch_scale=len(part) * world / len(batch_pos),
                                             batch_positions=batch_pos, world=world, step=result.steps)
                     acc.backward(value)
+                    step_loss += value.detach().float()
             if cfg.max_grad_norm > 0:
                 acc.clip_grad_norm_([p for _, p in trainable], cfg.max_grad_norm)
             optimizer.step()
@@ -236,6 +243,10 @@ def train(
             optimizer.zero_grad(set_to_none=True)
             result.steps += 1
             bar.update(1)
+            if track is not None:
+                # each process's summed terms are world x its share of the global mean: their mean is the mean
+                track({"train/loss": float(acc.reduce(step_loss, "mean")), "train/lr": scheduler.get_last_lr()[0]},
+                      result.steps)
             if cfg.eval_every and result.steps % cfg.eval_every == 0 and evaluate_now(epoch):
                 stop = True
             if stop or (cfg.max_steps and result.steps >= cfg.max_steps):

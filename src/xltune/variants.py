@@ -1,7 +1,7 @@
 """Variants: what makes two runs the same experiment (and so seeds of one another), and what tells them apart.
 
 A *variant* is one configuration: the resolved config minus what does not change results (seeds, store and output
-paths, evaluation batch size, checkpoint saving, the display name), canonicalised by dropping every value equal to
+paths, evaluation batch size, checkpoint saving, trackers, the display name), canonicalised by dropping every value equal to
 its default, plus the config schema version. Dropping defaults makes identity stable across upgrades: adding a
 field with a default never changes a variant, so it never re-keys a stored run. A run is (variant, seed):
 ``run_key = hash(variant, seed)``.
@@ -21,7 +21,8 @@ from typing import Any
 SCHEMA_VERSION = 2  # 1: xltune 0.1 (a flat method section, one objective section); 2: method specs, objectives list
 # not part of a variant: they do not change what a run computes
 EXCLUDED = ("seeds", "store", "output_dir", "save_checkpoint", "name")
-EXCLUDED_NESTED = (("eval", "batch_size"), ("train", "shot_seed"))  # shot_seed: like seeds, in the run key
+# shot_seed: like seeds, in the run key; trackers only watch a run
+EXCLUDED_NESTED = (("eval", "batch_size"), ("train", "shot_seed"), ("train", "report_to"), ("train", "logging_dir"))
 # shown in their own table columns (task, model, shots), so left out of labels
 SETTING_KEYS = {("model", "name_or_path"), ("train", "shots"), ("train", "languages"), ("train", "split"),
                 ("eval", "split"), ("eval", "languages")}

@@ -38,9 +38,9 @@ from scipy import stats as sps
 
 from ..errors import XLTuneError
 from ..store import Store
+from . import N_RESAMPLES
 from .aggregate import AVG
 
-N_RESAMPLES = 1000
 CHUNK = 100  # resamples per block: bounds memory at CHUNK x n_examples indices
 TOKEN_METRICS = ("accuracy", "f1", "precision", "recall")
 

@@ -5,7 +5,7 @@ from __future__ import annotations
 import argparse
 from pathlib import Path
 
-from ..analysis.significance import N_RESAMPLES
+from ..analysis import N_RESAMPLES
 
 
 def add_parser(subparsers) -> argparse.ArgumentParser:

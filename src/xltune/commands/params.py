@@ -4,10 +4,7 @@ from __future__ import annotations
 
 import argparse
 
-from ..config import apply_override
-from ..errors import XLTuneError
-from ..models.backbone import KNOWN_CONFIGS
-from ..models.tiny import parameter_report
+from ..models.known import KNOWN_CONFIGS
 
 
 def add_parser(subparsers) -> argparse.ArgumentParser:
@@ -25,6 +22,8 @@ def add_parser(subparsers) -> argparse.ArgumentParser:
 
 
 def method_config(method: str, overrides: list[str]):
+    from ..config import apply_override
+    from ..errors import XLTuneError
     from ..methods.base import build_method_settings
 
     data: dict = {"method": {"name": method}}
@@ -36,6 +35,8 @@ def method_config(method: str, overrides: list[str]):
 
 
 def main(args: argparse.Namespace) -> int:
+    from ..models.tiny import parameter_report
+
     report = parameter_report(args.model_config, method_config(args.method, args.overrides),
                               task_kind=args.task_kind, num_labels=args.num_labels)
     print(f"model      {report['model']}")

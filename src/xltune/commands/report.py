@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import argparse
 
-from ..analysis.significance import N_RESAMPLES
+from ..analysis import N_RESAMPLES
 
 
 def add_parser(subparsers) -> argparse.ArgumentParser:

@@ -1,13 +1,33 @@
-"""`xltune run CONFIG [--set key=value ...]`: train and evaluate one experiment (one run per seed)."""
+"""`xltune run [CONFIG] [--model M --task T ...] [--set key=value ...]`: train and evaluate one experiment (one run
+per seed), from a YAML config, from flags, or both (flags, then --set, override the file)."""
 
 from __future__ import annotations
 
+# flag -> config key: the common keys as flags, so an experiment needs no YAML (any key: --set key=value)
+FLAGS = (
+    ("--model", "model.name_or_path", "M", "hub id or local model folder"),
+    ("--task", "task.name", "TASK", "a task (`xltune tasks`)"),
+    ("--data-dir", "task.data_dir", "DIR", "folder with the task's files (default: load from the hub)"),
+    ("--method", "method.name", "METHOD", "a method (`xltune methods`)"),
+    ("--shots", "train.shots", "K", "examples per class (mentions per type for NER), or 'all'"),
+    ("--seeds", "seeds", "S1,S2", "one run per seed, e.g. 1,2,3"),
+    ("--source", "train.languages", "LANGS", "source language(s) of the shots, e.g. en or en,de"),
+    ("--targets", "eval.languages", "LANGS", "target languages, e.g. all or de,sw"),
+    ("--store", "store", "FILE", "results store (SQLite)"),
+)
+
 
 def add_parser(sub) -> None:
-    p = sub.add_parser("run", help="train and evaluate one experiment from a YAML config",
+    p = sub.add_parser("run", help="train and evaluate one experiment (a YAML config and/or flags)",
                        description="Train on K shots per class in the source language(s) and evaluate in every "
-                                   "target language; one run per seed, written to the results store.")
-    p.add_argument("config", help="YAML experiment config (see configs/ and `xltune config-keys`)")
+                                   "target language; one run per seed, written to the results store. The experiment "
+                                   "comes from CONFIG, from flags (xltune run --model M --task xnli --method "
+                                   "deep_prompt --shots 16 --seeds 1,2,3 --source en --targets all), or both: flags "
+                                   "and then --set override the file. Paths in CONFIG are relative to its folder; "
+                                   "paths in flags and --set to the working directory.")
+    p.add_argument("config", nargs="?", help="YAML experiment config (see configs/ and `xltune config-keys`)")
+    for flag, key, metavar, help_ in FLAGS:
+        p.add_argument(flag, dest=key, metavar=metavar, help=f"{help_} (= --set {key}=...)")
     p.add_argument("--set", dest="overrides", action="append", default=[], metavar="KEY=VALUE",
                    help="override a config value, e.g. --set method.name=finetune --set train.shots=32")
     p.add_argument("--force", action="store_true", help="redo runs that are already in the store")
@@ -29,7 +49,7 @@ def main(args) -> int:
 
     from ..config import load_config, resolve_paths
 
-    cfg = load_config(args.config, args.overrides)
+    cfg = load_config(args.config, overrides(args))
     if args.print_config:
         print(yaml.safe_dump(resolve_paths(cfg).to_dict(), sort_keys=False, allow_unicode=True))
         return 0
@@ -50,6 +70,19 @@ def main(args) -> int:
 
     run_experiment(cfg, force=args.force)
     return 0
+
+
+def overrides(args) -> list[str]:
+    """The flags as --set items (before the --set items themselves); without a config, the model is required."""
+    from ..errors import XLTuneError
+
+    sets = [f"{key}={getattr(args, key)}" for _, key, _, _ in FLAGS if getattr(args, key) is not None]
+    given = sets + list(args.overrides)
+    if args.config is None and not any(s.split("=", 1)[0].strip() == "model.name_or_path" for s in given):
+        raise XLTuneError("xltune run needs a config file or the experiment as flags, e.g. xltune run --model "
+                          "runs/tiny-xglm --task xnli --data-dir ../shared/data/xnli --method deep_prompt --shots 16 "
+                          "--seeds 1,2,3 --source en --targets all")
+    return given
 
 
 def dry_run(cfg) -> int:

@@ -5,7 +5,7 @@ from __future__ import annotations
 import argparse
 from pathlib import Path
 
-from ..models.tiny import ARCHS, make_tiny_model
+from ..models.tiny import ARCHS
 
 
 def add_parser(subparsers) -> argparse.ArgumentParser:
@@ -24,6 +24,8 @@ def add_parser(subparsers) -> argparse.ArgumentParser:
 
 
 def main(args: argparse.Namespace) -> int:
+    from ..models.tiny import make_tiny_model
+
     out = make_tiny_model(args.arch, args.text, args.out, vocab_size=args.vocab_size, hidden=args.hidden,
                           layers=args.layers, heads=args.heads, seed=args.seed)
     print(out)

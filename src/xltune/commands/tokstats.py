@@ -5,7 +5,6 @@ from __future__ import annotations
 import argparse
 import math
 
-from ..analysis.tokstats import load_tokenizer, texts_by_language, tokstats_table, write_tokstats_csv
 
 
 def add_parser(subparsers) -> argparse.ArgumentParser:
@@ -27,6 +26,8 @@ def add_parser(subparsers) -> argparse.ArgumentParser:
 
 
 def main(args: argparse.Namespace) -> int:
+    from ..analysis.tokstats import load_tokenizer, texts_by_language, tokstats_table, write_tokstats_csv
+
     tok = load_tokenizer(args.tokenizer)
     texts = {lang: lines for lang, (_, lines) in texts_by_language(args.text, args.lang_from_filename).items()}
     rows = tokstats_table(tok, texts, progress=not args.no_progress)

@@ -74,12 +74,27 @@ def _stratified(pool: list[SentenceExample], spec: TaskSpec, k: int, rng: np.ran
     chosen: list[Example] = []
     for i, name in enumerate(spec.labels):
         members = by_class[i]
+        if not members:
+            raise _absent([name], spec, pool, "examples of class")
         if len(members) < k:
             raise XLTuneError(f"class {name!r} has {len(members)} examples in the pool {_pool_name(pool)}, "
                               f"fewer than shots={k}; lower train.shots or use a larger split")
         picks = rng.choice(len(members), size=k, replace=False)
         chosen.extend(members[j] for j in sorted(picks))
     return chosen
+
+
+def _absent(names: list[str], spec: TaskSpec, pool: Sequence[Example], what: str) -> XLTuneError:
+    """A declared label the files never use (CoNLL-2003 files without MISC): fewer shots would not help; the label
+    set should say what the files hold."""
+    if spec.is_token and spec.uses_prefixes:
+        kept = [t for t in spec.labels if t == "O" or t[2:] not in names]
+    else:
+        kept = [t for t in spec.labels if t not in names]
+    listed = ", ".join(repr(n) for n in names)
+    return XLTuneError(f"the pool {_pool_name(pool)} has no {what} {listed} (declared by task {spec.name}); if the "
+                       f"files do not use {'it' if len(names) == 1 else 'them'}, set task.labels to the labels they "
+                       f"use: task.labels=[{', '.join(kept)}]")
 
 
 def _units(spec: TaskSpec) -> list[str]:
@@ -102,6 +117,9 @@ def _greedy_tokens(pool: list[TokenExample], spec: TaskSpec, k: int, rng: np.ran
     for c in counts:
         available.update(c)
     what = "mentions" if spec.uses_prefixes else "sentences containing it"
+    absent = [u for u in units if not available.get(u, 0)]
+    if absent:
+        raise _absent(absent, spec, pool, "mentions of" if spec.uses_prefixes else "tokens tagged")
     short = [u for u in units if available.get(u, 0) < k]
     if short:
         detail = ", ".join(f"{u!r} ({available.get(u, 0)} {what})" for u in short)

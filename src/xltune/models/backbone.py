@@ -11,13 +11,14 @@ import logging
 import os
 from dataclasses import dataclass
 from pathlib import Path
-from typing import TYPE_CHECKING, Any, Callable
+from typing import TYPE_CHECKING, Any
 
 import torch
 from torch import nn
 
 from ..errors import XLTuneError
 from .attention import enable_sdpa
+from .known import KNOWN_CONFIGS
 
 if TYPE_CHECKING:  # annotations only: config imports the methods, which build on this module
     from ..config import ModelConfig
@@ -29,37 +30,6 @@ DECODER_TYPES = frozenset({
     "xglm", "gpt2", "gpt_neo", "gpt_neox", "gptj", "bloom", "opt", "llama", "mistral", "mixtral", "qwen2", "qwen3",
     "gemma", "gemma2", "gemma3", "gemma3_text", "phi", "phi3", "falcon", "mpt", "olmo", "olmo2", "stablelm", "cohere",
 })
-
-
-def _xglm(d_model: int, layers: int, heads: int, ffn: int) -> Callable[[], Any]:
-    def make():
-        from transformers import XGLMConfig
-
-        return XGLMConfig(vocab_size=256008, d_model=d_model, num_layers=layers, attention_heads=heads, ffn_dim=ffn,
-                          max_position_embeddings=2048, architectures=["XGLMForCausalLM"])
-    return make
-
-
-def _xlmr(hidden: int, layers: int, heads: int, ffn: int) -> Callable[[], Any]:
-    def make():
-        from transformers import XLMRobertaConfig
-
-        return XLMRobertaConfig(vocab_size=250002, hidden_size=hidden, num_hidden_layers=layers,
-                                num_attention_heads=heads, intermediate_size=ffn, max_position_embeddings=514,
-                                type_vocab_size=1, layer_norm_eps=1e-5, bos_token_id=0, pad_token_id=1,
-                                eos_token_id=2, architectures=["XLMRobertaForMaskedLM"])
-    return make
-
-
-# Configs of the published checkpoints (from their config.json on the hub), for offline parameter reports.
-KNOWN_CONFIGS: dict[str, Callable[[], Any]] = {
-    "xglm-564M": _xglm(1024, 24, 16, 4096),
-    "xglm-1.7B": _xglm(2048, 24, 16, 8192),
-    "xglm-2.9B": _xglm(2048, 48, 16, 8192),
-    "xglm-7.5B": _xglm(4096, 32, 32, 16384),
-    "xlm-roberta-base": _xlmr(768, 12, 12, 3072),
-    "xlm-roberta-large": _xlmr(1024, 24, 16, 4096),
-}
 
 
 @dataclass
@@ -122,6 +92,31 @@ def _is_local(name: str) -> bool:
     return Path(name).expanduser().is_dir()
 
 
+def _meant_local(name: str) -> bool:
+    """A path, not a hub id: absolute, or starting with ./ ../ ~ (a config file's own paths are made absolute)."""
+    return Path(name).expanduser().is_absolute() or name.startswith((".", "~"))
+
+
+def _missing_folder(name: str) -> XLTuneError:
+    """A mistyped model folder: say so (and what is there instead), not that the hub is unreachable."""
+    import difflib
+
+    path = Path(name).expanduser().absolute()
+    if path.exists():
+        return XLTuneError(f"model.name_or_path: {path} is a file, not a model folder (a folder saved with "
+                           f"save_pretrained, or a hub id such as facebook/xglm-564M)")
+    parent = path.parent
+    while not parent.is_dir() and parent != parent.parent:
+        parent = parent.parent
+    if parent == path.parent:
+        near = difflib.get_close_matches(path.name, [c.name for c in parent.iterdir() if c.is_dir()], n=1)
+        hint = f"; did you mean {parent / near[0]}?" if near else ""
+    else:
+        hint = f"; the nearest folder that exists is {parent}"
+    return XLTuneError(f"model.name_or_path: no model folder at {path} (it does not exist{hint}); make it "
+                       f"(xltune tiny-model, save_pretrained) or give a hub id such as facebook/xglm-564M")
+
+
 def _offline() -> bool:
     """HF_HUB_OFFLINE / TRANSFORMERS_OFFLINE, read now: huggingface_hub reads them once at import, which misses a
     variable set later (a notebook, a test); we pass local_files_only instead, which it honours per call."""
@@ -138,6 +133,9 @@ def _hub_error(name: str, err: Exception) -> XLTuneError:
                 "in model.name_or_path")
     else:
         hint = "check the hub id, your network, or pass a local model directory in model.name_or_path"
+    parts = Path(name).parts
+    if not _is_local(name) and len(parts) > 1 and Path(parts[0]).is_dir():  # runs/tiny-xgml: a path was meant?
+        hint += f" (no folder {Path(name).resolve()} exists either)"
     first = str(err).strip().splitlines()[0] if str(err).strip() else type(err).__name__
     return XLTuneError(f"model.name_or_path: cannot load {name!r} ({first}); {hint}")
 
@@ -146,6 +144,8 @@ def load_config(name: str) -> Any:
     """A transformers config from a short name (KNOWN_CONFIGS), a local directory or a hub id."""
     if name in KNOWN_CONFIGS:
         return KNOWN_CONFIGS[name]()
+    if _meant_local(name) and not _is_local(name):
+        raise _missing_folder(name)
     from transformers import AutoConfig
 
     if not _is_local(name) and not _offline():

@@ -15,8 +15,6 @@ import sys
 import tempfile
 from pathlib import Path
 
-import torch
-
 from ..errors import XLTuneError, unknown_name
 
 ARCHS = ("xglm", "xlm-roberta")
@@ -125,6 +123,7 @@ def make_tiny_model(arch: str, text_files: list[Path], out_dir: Path, vocab_size
     The folder appears whole or not at all: it is written beside ``out_dir`` and renamed into place.
     ``log`` (default: stderr) hears when the vocabulary had to grow to cover the text's characters.
     """
+    import torch
     from transformers import PreTrainedTokenizerFast, XGLMForCausalLM, XLMRobertaForMaskedLM
 
     if arch not in ARCHS:

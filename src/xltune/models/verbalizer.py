@@ -98,8 +98,8 @@ def prefix_token_id(tokenizer) -> int:
 
 
 def encode_verbalized(examples: Sequence[SentenceExample], tokenizer, templates: TemplateSet, limit: int, *,
-                      prefix: Callable[[SentenceExample], str] | None = None, what: str = "model.max_length"
-                      ) -> Encoded:
+                      prefix: Callable[[SentenceExample], str] | None = None, what: str = "model.max_length",
+                      fix: str = "raise model.max_length") -> Encoded:
     """Pack each example's context and per-label continuations into one feature (see module doc).
 
     ``prefix(example)`` is text put before the context (in-context demonstrations). An example whose longest
@@ -139,8 +139,7 @@ def encode_verbalized(examples: Sequence[SentenceExample], tokenizer, templates:
         feats.append(Feature(packed, -1 if e.label is None else e.label, i))
     if too_long:
         raise XLTuneError(f"{len(too_long)} of {len(examples)} examples (first: {too_long[0]}) need more than "
-                          f"{limit} tokens ({what}; longest {longest}); raise the limit or use fewer/shorter "
-                          f"demonstrations")
+                          f"{limit} tokens ({what}; longest {longest}); {fix}")
     if tied:
         log.warning("%d of %d examples (first: %s): label words become the same unknown tokens for this tokenizer; "
                     "their scores tie (the first label wins)", len(tied), len(examples), tied[0])

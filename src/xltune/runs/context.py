@@ -100,6 +100,21 @@ class RunContext:
                                padding_side=self.padding_side, token_task=self.token_task, device=self.device,
                                autocast_dtype=self.amp, logits=logits)
 
+    # -- experiment trackers (train.report_to) ----------------------------------------------------------------------
+    @property
+    def tracking(self) -> bool:
+        return bool(self.cfg.train.report_to)
+
+    def track(self, values: dict, step: int) -> None:
+        """Log to the run's trackers (the main process writes; a no-op without train.report_to)."""
+        if self.tracking:
+            self.acc.log(values, step=step)
+
+    def end_tracking(self) -> None:
+        if self.tracking and self.is_main:
+            for tracker in self.acc.trackers:
+                tracker.finish()
+
     def load_stored(self, run_id: str, store: str):
         """A stored run's model, rebuilt on this run's device (e.g. a distillation teacher)."""
         from .stored import load_stored_run
@@ -115,12 +130,16 @@ def build_context(prep: Prepared, seed: int, run_id: str, log, *, verbalizer: bo
     from accelerate.utils import set_seed
 
     from ..models.backbone import load_backbone
+    from ..tracking import PROJECT, hyperparameters, make_trackers
 
     cfg, spec = prep.cfg, prep.spec
     method = method_spec(cfg.method.name)
     # cpu=True without CUDA: several CPU processes (torchrun / --processes) then join a gloo process group
+    trackers = make_trackers(cfg, run_id, seed)
     acc = Accelerator(mixed_precision=resolve_mixed_precision(cfg.train.mixed_precision),
-                      cpu=not torch.cuda.is_available())
+                      cpu=not torch.cuda.is_available(), log_with=trackers or None)
+    if trackers:  # started on the main process only; one tracker run per xltune run
+        acc.init_trackers(PROJECT, config=hyperparameters(cfg, run_id, seed))
     set_seed(seed)  # the same on every process: identical initialisation of heads and prompts
     backbone = load_backbone(cfg.model, device=acc.device, frozen=method.frozen_backbone)
     tok = backbone.tokenizer

@@ -58,6 +58,10 @@ def run_experiment(cfg, *, force: bool = False, log=print) -> list[RunResult]:
     from ..config import resolve_paths
 
     cfg = resolve_paths(copy.deepcopy(cfg))
+    if cfg.train.report_to:  # a tracker whose package is missing fails now, not after the data is read
+        from ..tracking import check_available
+
+        check_available(cfg.train.report_to)
     state = PartialState(cpu=not torch.cuda.is_available())
     if not state.is_main_process:
         log = _quiet  # under `accelerate launch` / --processes: one process speaks
@@ -72,7 +76,13 @@ def run_experiment(cfg, *, force: bool = False, log=print) -> list[RunResult]:
         if not todo:
             return done
         prep = prepare(cfg)
-        results = [run_seed(prep, seed, keys[seed], store, force, log) for seed in todo]
+        out = Path(cfg.output_dir)
+        made = not out.exists()
+        try:
+            results = [run_seed(prep, seed, keys[seed], store, force, log) for seed in todo]
+        finally:
+            if made and state.is_main_process and out.is_dir() and not any(out.iterdir()):
+                out.rmdir()  # created for resume files only and left empty (no checkpoint kept): not left behind
         if len(results) > 1:
             log(summary_table(results, prep.targets))
         log(f"stored {len(results)} run(s) in {cfg.store}")
@@ -139,15 +149,26 @@ def run_seed(prep: Prepared, seed: int, run_id: str, store: Store, force: bool, 
         ctx = build_context(prep, seed, run_id, log, verbalizer=runner.verbalizer)
         if not ctx.is_main:
             ctx.log = _quiet  # one process speaks and writes
-        if i == 0:
-            ctx.log(runner.title(prep, seed, run_id))
-        if len(units) > 1:
-            ctx.log(f"   -- {prep.cfg.train.setting} model for {unit.name}: evaluates {', '.join(unit.targets)}")
-        fit = runner.fit(ctx, unit.shots, manifest, force, unit=unit)
-        t0 = time.perf_counter()
-        results, f = evaluate_languages(ctx, runner, held_out, unit.targets, unit.test, save_logits=_logits_path(
-            ctx) if prep.cfg.train.dev.policy == "run_average" else None)
-        eval_seconds += time.perf_counter() - t0
+        try:
+            if i == 0:
+                ctx.log(runner.title(prep, seed, run_id))
+            if ctx.tracking:
+                from .. import variants
+
+                ctx.track({"variant": variants.label(ctx.cfg)}, 0)  # a text entry (TensorBoard's TEXT tab)
+            if len(units) > 1:
+                ctx.log(f"   -- {prep.cfg.train.setting} model for {unit.name}: evaluates {', '.join(unit.targets)}")
+            fit = runner.fit(ctx, unit.shots, manifest, force, unit=unit)
+            t0 = time.perf_counter()
+            results, f = evaluate_languages(ctx, runner, held_out, unit.targets, unit.test, save_logits=_logits_path(
+                ctx) if prep.cfg.train.dev.policy == "run_average" else None)
+            eval_seconds += time.perf_counter() - t0
+            if ctx.tracking:
+                step = fit.train.steps if fit.train is not None else 0
+                ctx.track({f"test/{r.lang}": r.headline for r in results}
+                          | {"test/average": float(np.mean([r.headline for r in results]))}, step)
+        finally:
+            ctx.end_tracking()
         by_lang.update({r.lang: r for r in results})
         facts = _merge_facts(facts, f)
         fits.append(fit)
@@ -307,8 +328,11 @@ def record(ctx: RunContext, fit: Fit, results: list[LanguageResult], facts: dict
         **(describe or variants.describe_variant(cfg)),
     )
     store.write_run(rec, replace=force)
-    for resume in (Path(cfg.output_dir) / run_id).glob("resume*.pt"):  # stored: nothing left to resume
+    folder = Path(cfg.output_dir) / run_id
+    for resume in folder.glob("resume*.pt"):  # stored: nothing left to resume
         resume.unlink(missing_ok=True)
+    if folder.is_dir() and not any(folder.iterdir()):
+        folder.rmdir()  # no checkpoint kept (save_checkpoint: false, e.g. the demo): no empty runs/RUN_ID/ left
 
 
 def _quiet(*_args, **_kw) -> None:

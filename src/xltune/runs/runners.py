@@ -209,7 +209,7 @@ class TrainRunner(Runner):
         average = cfg.train.dev.average_last if cfg.train.dev.policy == "checkpoint_average" else 0
         tres = train(ctx.model, train_enc, cfg.train, seed=ctx.seed, token_task=ctx.token_task, pad_id=ctx.pad_id,
                      padding_side=ctx.padding_side, accelerator=ctx.acc, dev_score=dev_score, loss=objectives,
-                     resume_path=resume, log=log, average_last=average)
+                     resume_path=resume, log=log, average_last=average, track=ctx.track if ctx.tracking else None)
         selected = (f"; best dev {100 * tres.best_score:.2f}% at step {tres.best_step}" if tres.best_score is not None
                     else f"; weights averaged over the last {tres.averaged} epochs" if tres.averaged else "")
         log(f"   trained{'' if what == 'all' else ' ' + what} {tres.steps} steps in {tres.seconds:.1f} s{selected}")
@@ -247,8 +247,11 @@ class InContextRunner(Runner):
         demos = self.demos = shots
         limit = ctx.backbone.max_positions or ctx.cfg.model.max_length
         self.limit = limit
-        self.what = f"the {limit} positions of {ctx.backbone.name}" if ctx.backbone.max_positions else \
-            "model.max_length"
+        # the model's position table bounds demonstrations + input (model.max_length only where it declares none)
+        self.what = (f"the limit is max_position_embeddings = {limit} in the config of {ctx.backbone.name}, which "
+                     f"model.max_length does not raise" if ctx.backbone.max_positions else
+                     f"the limit is model.max_length = {limit}")
+        self.fix = "lower train.shots" if ctx.backbone.max_positions else "raise model.max_length or lower train.shots"
         extra = {"head": "verbalizer", "scoring": ctx.templates.scoring, "templates": ctx.templates.source,
                  "demonstrations": ctx.cfg.method.demonstrations, "n_demonstrations": len(demos)}
         return Fit(manifest, None, extra)
@@ -261,7 +264,9 @@ class InContextRunner(Runner):
         text = demonstration_prefix(demos, ctx.templates)
         return encode_verbalized(examples, ctx.tokenizer, ctx.templates, self.limit,
                                  prefix=lambda e: text,
-                                 what=f"{lang}: K={ctx.cfg.train.shots} demonstrations + input vs {self.what}")
+                                 what=f"{lang}: K={ctx.cfg.train.shots} demonstrations per class + input; "
+                                      f"{self.what}", fix=f"{self.fix} (K demonstrations per class) or use "
+                                                          f"shorter ones")
 
 
 def demonstration_prefix(demos: list, templates) -> str:
