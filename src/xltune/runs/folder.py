@@ -130,15 +130,25 @@ def write_json_atomic(path: Path, data: dict) -> None:
 
 def describe_run(ctx, results, extra: dict | None = None) -> dict:
     """The ``run.json`` of a run (``ctx``: its RunContext; ``results``: its LanguageResults)."""
+    languages = {r.lang: {**r.metrics, "n": r.n} for r in results}
+    return describe(ctx.run_id, ctx.seed, ctx.cfg, ctx.spec, ctx.backbone, ctx.model, ctx.padding_side,
+                    {"split": ctx.cfg.eval.split, "languages": languages}, extra)
+
+
+def describe(run_id: str, seed: int, cfg, spec, bb, model, padding_side: str, metrics: dict,
+             extra: dict | None = None) -> dict:
+    """A run's description from its parts; ``metrics``: {"split", "languages": {lang: {metric: value, "n": n}}}
+    (headline metric first)."""
     from .. import __version__, variants
     from ..data.encode import resolve_alignment
+    from ..kinds import task_kind
     from .pipeline import environment
 
-    cfg, spec, bb = ctx.cfg, ctx.spec, ctx.backbone
     tok = bb.tokenizer
-    headline = ctx.kind.headline(spec)
-    languages = {r.lang: {**r.metrics, "n": r.n} for r in results}
-    avg = sum(r.headline for r in results) / len(results) if results else None
+    headline = task_kind(spec).headline(spec)
+    languages = metrics.get("languages") or {}
+    heads = [v[headline] for v in languages.values() if headline in v]
+    avg = sum(heads) / len(heads) if heads else None
     model_cfg = getattr(bb.model, "config", None)
     task = {"name": spec.name, "kind": spec.kind, "labels": list(spec.labels), "metric": headline}
     if spec.kind == "token":
@@ -147,22 +157,22 @@ def describe_run(ctx, results, extra: dict | None = None) -> dict:
         task["ner_mode"] = cfg.eval.ner_mode
     desc = {
         "format": FORMAT, "version": VERSION, "xltune": __version__,
-        "run_id": ctx.run_id, "seed": ctx.seed,
-        "shot_seed": ctx.seed if cfg.train.shot_seed is None else cfg.train.shot_seed,
+        "run_id": run_id, "seed": seed,
+        "shot_seed": seed if cfg.train.shot_seed is None else cfg.train.shot_seed,
         "variant": variants.variant_id(cfg), "variant_label": variants.label(cfg),
         "created": time.strftime("%Y-%m-%dT%H:%M:%SZ", time.gmtime()),
         "task": task,
         "model": {"name_or_path": cfg.model.name_or_path, "kind": "decoder" if bb.is_decoder else "encoder",
                   "model_type": getattr(model_cfg, "model_type", None), "class": type(bb.model).__name__,
-                  "pooling": getattr(ctx.model, "pooling", None), "head": cfg.model.head,
+                  "pooling": getattr(getattr(model, "transfer", model), "pooling", None), "head": cfg.model.head,
                   "revision": getattr(model_cfg, "_commit_hash", None)},
         "tokenizer": {"name_or_path": cfg.model.name_or_path, "class": type(tok).__name__ if tok is not None else None,
-                      "vocab_size": len(tok) if tok is not None else None, "padding_side": ctx.padding_side,
+                      "vocab_size": len(tok) if tok is not None else None, "padding_side": padding_side,
                       "max_length": cfg.model.max_length},
         "method": dict(vars(cfg.method)),
         "files": {"checkpoint": CHECKPOINT, "config": CONFIG},
-        "metrics": {"split": cfg.eval.split, "unit": "fraction", "headline": headline, "average": avg,
-                    "languages": languages},
+        "metrics": {"split": metrics.get("split", cfg.eval.split), "unit": "fraction", "headline": headline,
+                    "average": avg, "languages": languages},
         "env": environment(),
     }
     if extra:
@@ -170,24 +180,26 @@ def describe_run(ctx, results, extra: dict | None = None) -> dict:
     return desc
 
 
-def write_run_folder(folder: Path, model, cfg, description: dict) -> None:
+def write_run_folder(folder: Path, model, cfg, description: dict, anchor: Path | None = None) -> None:
     """``trainable.safetensors``, ``config.json`` and ``run.json``, each written atomically (temp file, rename);
-    ``run.json`` last, so a folder with a ``run.json`` is complete."""
+    ``run.json`` last, so a folder with a ``run.json`` is complete. ``anchor``: where the folder will be read
+    from, when it is written elsewhere first (an export's temporary folder): relative paths are relative to it."""
     from safetensors.torch import save_file
 
     folder.mkdir(parents=True, exist_ok=True)
+    anchor = (anchor or folder).resolve()
     state = {k: v.detach().contiguous().cpu() for k, v in model.state_dict_trainable().items()}
     tmp = folder / (CHECKPOINT + ".tmp")
     save_file(state, str(tmp))
     os.replace(tmp, folder / CHECKPOINT)
-    config, absolute = portable_config(cfg.to_dict(), folder.resolve())
+    config, absolute = portable_config(cfg.to_dict(), anchor)
     write_json_atomic(folder / CONFIG, config)
     desc = json.loads(json.dumps(description, default=str))
     for section in ("model", "tokenizer"):  # the tokenizer reference, relative like the config's
         if section in desc and desc[section].get("name_or_path"):
             desc[section]["name_or_path"] = config["model"]["name_or_path"]
     desc["absolute_paths"] = absolute
-    desc["store"] = {"path": relative_to(cfg.store, folder.resolve()), "run_id": desc.get("run_id")}
+    desc["store"] = {"path": relative_to(cfg.store, anchor), "run_id": desc.get("run_id")}
     write_json_atomic(folder / DESCRIPTION, desc)
 
 
