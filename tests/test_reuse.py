@@ -289,3 +289,51 @@ def test_store_of_the_previous_version_gains_the_evaluation_tables(tmp_path):
     conn.close()
     with Store(path) as s:
         assert s.evaluations() == [] and s.conn.execute("PRAGMA user_version").fetchone()[0] == 3
+
+
+def test_run_folders_know_every_path_a_config_holds(tmp_path, monkeypatch):
+    """The keys a run folder writes relative to itself are exactly those resolve_paths makes absolute."""
+    import copy
+
+    from xltune.config import resolve_paths
+    from xltune.runs.folder import path_slots
+
+    monkeypatch.chdir(tmp_path)
+    (tmp_path / "m").mkdir()
+    cfg = load_config(None, [
+        "model.name_or_path=./m", "task.data_dir=data", "task.template=t.yaml",
+        "train.translations.parallel_file=p.tsv", "store=s.sqlite", "output_dir=out",
+        "objectives=[{name: cross_entropy}, {name: distillation, teacher: abc, teacher_store: t.sqlite, "
+        "text: {de: de.txt}}]"])
+    before, after = cfg.to_dict(), resolve_paths(copy.deepcopy(cfg)).to_dict()
+
+    def leaves(d, prefix=""):
+        if isinstance(d, dict):
+            return {k: v for key, x in d.items() for k, v in leaves(x, f"{prefix}{key}.").items()}
+        if isinstance(d, list):
+            return {k: v for i, x in enumerate(d) for k, v in leaves(x, f"{prefix[:-1]}[{i}].").items()}
+        return {prefix[:-1]: d}
+
+    changed = {k for k, v in leaves(after).items() if leaves(before).get(k) != v}
+    assert changed == {name for name, _, _ in path_slots(after)}
+    assert len(changed) == 8
+
+
+def test_runs_without_a_model_to_reuse_say_why(tiny_xglm_dir, tmp_path, capsys):
+    data = write_xnli_like(tmp_path / "xnli", n_dev=12, n_test=3)
+    runs = {}
+    for name, sets in (("no_checkpoint", {"save_checkpoint": "false"}),
+                       ("in_context", {"method.name": "in_context", "train.shots": 0})):
+        root = tmp_path / name
+        cfg = _config(tiny_xglm_dir, data, root, seeds="[1]", **{"train.epochs": 1, **sets})
+        runs[name] = (root, run_experiment(cfg, **QUIET)[0].run_id)
+        assert not (root / "runs" / runs[name][1]).exists()  # nothing trained or kept: no folder
+    capsys.readouterr()
+    for name, message in (("no_checkpoint", "has no checkpoint (trainable.safetensors not in"),
+                          ("in_context", "is an in-context run: nothing was trained")):
+        root, run_id = runs[name]
+        for command in (["predict", "--input", data / "test-de.tsv", "--out", tmp_path / "p.jsonl"], ["eval"],
+                        ["export", "--out", tmp_path / "ex"]):
+            code, _, err = cli(capsys, command[0], "--store", root / "results.sqlite", "--run", run_id, *command[1:])
+            assert code == 2 and message in err and len(err.strip().splitlines()) == 1, (command, err)
+    assert not (tmp_path / "p.jsonl").exists() and not (tmp_path / "ex").exists()

@@ -217,7 +217,7 @@ def verify(run, kind: str, pe, folder: Path, examples: list) -> dict:
         virtual = pe.virtual_tokens
     theirs.to(run.device).eval()
     encoded = run.encode(examples)
-    ours = run._feature_logits(encoded, batch_size=64)
+    ours = run._feature_logits(encoded, batch_size=64, autocast=False)  # both in float32 (a GPU run autocasts)
     worst, same, positions = 0.0, True, 0
     for f, mine in zip(encoded.features, ours):
         ids = torch.tensor([f.input_ids], device=run.device)
@@ -247,7 +247,7 @@ def export_run(run, out: str | Path, *, results: dict | None = None, evaluations
     tmp.mkdir()
     results = results or (run.description.get("metrics") or {})
     try:
-        done = _write(run, tmp, out, xltune_only, log)
+        done = _write(run, tmp, out, xltune_only, log, results)
         card = model_card(run, done, results, evaluations or [])
         (tmp / "README.md").write_text(card, encoding="utf-8")
         if done.kind != "xltune":  # the run's description beside the ecosystem's files (provenance)
@@ -270,7 +270,7 @@ def export_run(run, out: str | Path, *, results: dict | None = None, evaluations
     return done
 
 
-def _write(run, tmp: Path, out: Path, xltune_only: bool, log) -> Exported:
+def _write(run, tmp: Path, out: Path, xltune_only: bool, log, results: dict) -> Exported:
     reason = "asked for xltune's own folder (--as xltune)" if xltune_only else ""
     if not xltune_only:
         try:
@@ -295,7 +295,7 @@ def _write(run, tmp: Path, out: Path, xltune_only: bool, log) -> Exported:
             f"(xltune.load_run)")
     from .runs.folder import write_run_folder
 
-    desc = _description(run, run.description.get("metrics") or {})
+    desc = _description(run, results)
     desc["export"] = {"kind": "xltune", "reason": reason}
     write_run_folder(tmp, run.model, run.cfg, desc, anchor=out)
     return Exported(out, "xltune", reason)

@@ -4,7 +4,7 @@ A run is written in one transaction (WAL mode): it is in the store completely or
 (hash of the run's variant and seed, :mod:`xltune.variants`) is never written twice. The analysis and the report
 read only this file.
 
-Schema (``PRAGMA user_version`` 3; analysis code reads it with plain SQL); version 2:
+Schema version 3 (``PRAGMA user_version``; analysis code reads it with plain SQL). As of version 2:
 
 - ``runs``: run_id (PK), created (UTC ISO), seed, task, method, objective ("none" or e.g. "tcl+lcl"), model,
   shots (text: "16" or "all"), source_langs (comma-separated), config_json (the resolved config, re-runnable),

@@ -38,7 +38,7 @@ def main(args) -> int:
         raise XLTuneError(f"--out {out} exists and is not empty; --force replaces it")
     run_config(args)  # the run is checked before its model loads
     results, evaluations = stored_results(args)
-    run = load(args)
+    run = load(args, float32=True)  # exported weights are float32; compared in float32
     done = export_run(run, out, results=results, evaluations=evaluations, force=args.force,
                       xltune_only=args.as_ == "xltune")
     v = done.verified or {}

@@ -57,14 +57,14 @@ def run_config(args):
     return stored_config(args.run, args.store)[1]
 
 
-def load(args):
+def load(args, float32: bool = False):
     """The model of the run named by --store/--run, or --run-dir."""
     from ..runs.stored import load_run, load_stored_run
 
     run_dir = getattr(args, "run_dir", None)
     if run_dir:
-        return load_run(run_dir, device=device_of(args.device))
-    return load_stored_run(args.run, args.store, device=device_of(args.device))
+        return load_run(run_dir, device=device_of(args.device), float32=float32)
+    return load_stored_run(args.run, args.store, device=device_of(args.device), float32=float32)
 
 
 def main(args) -> int:

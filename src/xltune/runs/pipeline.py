@@ -206,6 +206,8 @@ def record(ctx: RunContext, fit: Fit, results: list[LanguageResult], facts: dict
     )
     store.write_run(rec, replace=force)
     (folder / "resume.pt").unlink(missing_ok=True)  # stored: nothing left to resume
+    if folder.is_dir() and not any(folder.iterdir()):
+        folder.rmdir()  # only resume state was there (save_checkpoint: false): no empty run folder left behind
     if (folder / "run.json").is_file():
         ctx.log(f"   saved {shown_path(folder)}/ (run.json describes it); reuse it: xltune predict --store "
                 f"{shown_path(cfg.store)} --run {ctx.run_id} --input FILE --out FILE")

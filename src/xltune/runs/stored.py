@@ -66,13 +66,14 @@ class StoredRun:
         return encode_sentences(examples, self.tokenizer, self.cfg.model.max_length)
 
     @torch.no_grad()
-    def _feature_logits(self, encoded: Encoded, batch_size: int) -> list[torch.Tensor]:
+    def _feature_logits(self, encoded: Encoded, batch_size: int, autocast: bool = True) -> list[torch.Tensor]:
         """Per feature: ``[C]`` (sequence tasks) or ``[L, C]`` over its real (unpadded) positions, float32 on the
-        CPU, computed as the run's evaluation computes them (same batching, padding side and autocast)."""
+        CPU, computed as the run's evaluation computes them (same batching, padding side and autocast; ``autocast``
+        False: in the weights' own precision)."""
         from ..train import autocast_dtype
 
         token_task = self.spec.kind == "token"
-        amp = autocast_dtype(self.cfg.train.mixed_precision)
+        amp = autocast_dtype(self.cfg.train.mixed_precision) if autocast else None
         self.model.eval()
         feats = encoded.features
         per_feat: list = [None] * len(feats)
@@ -205,16 +206,17 @@ def stored_config(run_id: str, store_path: str | Path) -> tuple[dict, Any]:
     return row, cfg
 
 
-def load_stored_run(run_id: str, store_path: str | Path, device: str | torch.device = "cpu") -> StoredRun:
+def load_stored_run(run_id: str, store_path: str | Path, device: str | torch.device = "cpu",
+                    float32: bool = False) -> StoredRun:
     """Rebuild the stored run ``run_id`` of ``store_path`` (run id, run key or a unique prefix) with its trained
-    parameters."""
+    parameters, in the precision the run used (a frozen backbone may be bf16 on a GPU; ``float32``: all float32)."""
     row, cfg = stored_config(run_id, store_path)
     folder = Path(cfg.output_dir) / row["run_id"]
     desc = {}
     if (folder / "run.json").is_file():
         config_here, desc = read_run_folder(folder)
         cfg = _prefer_existing(cfg, config_here)
-    return _build(row["run_id"], cfg, folder, row, desc, device)
+    return _build(row["run_id"], cfg, folder, row, desc, device, float32)
 
 
 def stored_row(run_id: str, store_path: str | Path) -> dict:
@@ -249,7 +251,7 @@ def folder_config(folder: str | Path) -> tuple[dict, dict, Any]:
     return config, desc, cfg
 
 
-def load_run(folder: str | Path, device: str | torch.device = "cpu") -> StoredRun:
+def load_run(folder: str | Path, device: str | torch.device = "cpu", float32: bool = False) -> StoredRun:
     """The model of a run folder (``OUTPUT_DIR/RUN_ID``) or of a folder written by ``xltune export``:
     ``xltune.load_run(DIR).predict(["a text", ...])``."""
     folder = Path(folder).expanduser()
@@ -257,14 +259,16 @@ def load_run(folder: str | Path, device: str | torch.device = "cpu") -> StoredRu
     run_id = desc.get("run_id") or folder.name
     row = {"run_id": run_id, "seed": desc.get("seed"), "config": config, "variant": desc.get("variant"),
            "variant_label": desc.get("variant_label")}
-    return _build(run_id, cfg, folder, row, desc, device)
+    return _build(run_id, cfg, folder, row, desc, device, float32)
 
 
-def _build(run_id: str, cfg, folder: Path, row: dict, desc: dict, device) -> StoredRun:
+def _build(run_id: str, cfg, folder: Path, row: dict, desc: dict, device, float32: bool = False) -> StoredRun:
+    import copy
+
     from safetensors.torch import load_file
 
     from ..data.tasks import resolve_task
-    from ..methods.base import build_model
+    from ..methods.base import build_model, method_spec
     from ..models.backbone import load_backbone
 
     device = torch.device(device)
@@ -273,7 +277,11 @@ def _build(run_id: str, cfg, folder: Path, row: dict, desc: dict, device) -> Sto
     if want is not None and list(want) != list(spec.labels):
         raise XLTuneError(f"{folder}/run.json: the run's labels {want} differ from task {spec.name}'s "
                           f"{list(spec.labels)} as read now (was the task's declaration changed?)")
-    backbone = load_backbone(cfg.model, device=device, frozen=True)
+    model_cfg = copy.deepcopy(cfg.model)
+    if float32:
+        model_cfg.dtype = "float32"
+    # as the run was built: a backbone that trained (finetune) stays float32, a frozen one may be bf16 on a GPU
+    backbone = load_backbone(model_cfg, device=device, frozen=method_spec(cfg.method.name).frozen_backbone)
     model = build_model(backbone, cfg.method, spec.kind, len(spec.labels), cfg.model)
     padding_side = (backbone.tokenizer.padding_side if cfg.model.padding_side == "auto" else cfg.model.padding_side)
     templates = None
