@@ -275,6 +275,16 @@ def test_runs_and_results_per_run_and_per_variant(xnli_runs, ner_run, capsys):
     assert "## xnli · test · accuracy" in md and "## Per run" in md and all(rid in md for rid in ids)
     code, _, err = cli(capsys, "results", "--store", store, "--variant", "nothing-like-this")
     assert code == 2 and "matches no run" in err
+    # per example: the stored predictions, one row each (no SQL needed)
+    examples = list(csv.DictReader(io.StringIO(cli(capsys, "results", "--store", store, "--format", "csv",
+                                                   "--per-example")[1])))
+    with Store(store) as s:
+        stored = s.predictions(ids[0], "de", "test")
+    assert [(int(r["idx"]), r["gold"], r["pred"]) for r in examples
+            if r["kind"] == "run" and r["id"] == ids[0] and r["lang"] == "de"] == stored
+    lines = cli(capsys, "results", "--store", store, "--format", "json", "--per-example")[1].splitlines()
+    assert len(lines) == len(examples) and json.loads(lines[0])["gold"] in LABELS
+    assert cli(capsys, "results", "--store", store, "--per-example")[0] == 2  # md: refused, one line
     # the NER run's store: span F1 first, precision and recall too
     ner_csv = cli(capsys, "results", "--store", ner_run[0] / "results.sqlite", "--format", "csv")[1]
     assert {r["metric"] for r in csv.DictReader(io.StringIO(ner_csv))} == {"f1", "precision", "recall"}

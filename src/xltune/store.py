@@ -320,6 +320,20 @@ class Store:
         sql, args = _where(base, where)
         return [dict(r) for r in self.conn.execute(sql + " ORDER BY e.created, e.eval_id, m.lang", args)]
 
+    def predictions_of(self, run_ids: Iterable[str] = (), eval_ids: Iterable[str] = ()) -> list[dict]:
+        """Every stored per-example prediction of ``run_ids`` (kind "run") and of the evaluations ``eval_ids``
+        (kind "evaluation"): id, lang, split, idx, gold, pred."""
+        out = []
+        for kind, table, key, ids in (("run", "predictions", "run_id", list(run_ids)),
+                                      ("evaluation", "eval_predictions", "eval_id", list(eval_ids))):
+            for i in range(0, len(ids), 500):  # SQLite's limit on bound parameters
+                chunk = ids[i:i + 500]
+                rows = self.conn.execute(f"SELECT {key}, lang, split, idx, gold, pred FROM {table} WHERE {key} IN "
+                                         f"({','.join('?' * len(chunk))}) ORDER BY {key}, lang, split, idx", chunk)
+                out += [{"kind": kind, "id": r[0], "lang": r[1], "split": r[2], "idx": r[3], "gold": r[4],
+                         "pred": r[5]} for r in rows]
+        return out
+
     def eval_predictions(self, eval_id: str, lang: str, split: str) -> list[tuple[int, str, str]]:
         rows = self.conn.execute("SELECT idx, gold, pred FROM eval_predictions WHERE eval_id=? AND lang=? AND split=? "
                                  "ORDER BY idx", (eval_id, lang, split))

@@ -43,11 +43,12 @@ class Selection:
     eval_metrics: list[dict]
     where: Sequence[str] = ()
     variants: Sequence[str] = ()
+    examples: list[dict] | None = None  # per-example predictions (runs and evaluations), when asked for
 
 
-def select(store, where: Sequence[str] = (), variants: Sequence[str] = ()) -> Selection:
+def select(store, where: Sequence[str] = (), variants: Sequence[str] = (), examples: bool = False) -> Selection:
     """The runs of ``store`` (an open :class:`~xltune.store.Store`) that ``where`` / ``variants`` choose, with
-    their metrics and evaluations."""
+    their metrics and evaluations (and per-example predictions: ``examples``)."""
     runs = store.runs()
     if not runs:
         raise XLTuneError(f"results store {store.path} has no runs")
@@ -59,7 +60,8 @@ def select(store, where: Sequence[str] = (), variants: Sequence[str] = ()) -> Se
     evaluations = [e for e in store.evaluations() if e["run_id"] in ids]
     eids = {e["eval_id"] for e in evaluations}
     eval_metrics = [m for m in store.eval_metrics() if m["eval_id"] in eids]
-    return Selection(str(store.path), runs, metrics, evaluations, eval_metrics, where, variants)
+    rows = store.predictions_of(sorted(ids), sorted(eids)) if examples else None
+    return Selection(str(store.path), runs, metrics, evaluations, eval_metrics, where, variants, rows)
 
 
 # -- the list of runs -------------------------------------------------------------------------------------------
@@ -177,6 +179,43 @@ def per_run_rows(sel: Selection, scale: float) -> list[dict]:
     for e in sel.evaluations:
         emit("evaluation", e["eval_id"], runs[e["run_id"]], e["data"], e["task"], by_eval.get(e["eval_id"], []))
     return out
+
+
+def per_example_rows(sel: Selection) -> list[dict]:
+    """One row per stored prediction: which run (or evaluation), its variant and seed, the example (language,
+    split, index in its file), gold and predicted label (tagging: JSON lists of tags)."""
+    runs = {r["run_id"]: r for r in sel.runs}
+    of_eval = {e["eval_id"]: e for e in sel.evaluations}
+    out = []
+    for p in sel.examples or []:
+        e = of_eval.get(p["id"]) if p["kind"] == "evaluation" else None
+        run = runs[e["run_id"] if e else p["id"]]
+        out.append({"kind": p["kind"], "id": p["id"], "run_id": run["run_id"], "variant": run["variant"],
+                    "label": run.get("variant_label") or run["method"], "seed": run["seed"],
+                    "task": e["task"] if e else run["task"], "data": e["data"] if e else _data_of(run),
+                    "split": p["split"], "lang": p["lang"], "idx": p["idx"], "gold": p["gold"], "pred": p["pred"]})
+    return out
+
+
+EXAMPLE_FIELDS = ("kind", "id", "run_id", "variant", "label", "seed", "task", "data", "split", "lang", "idx", "gold",
+                  "pred")
+
+
+def examples_csv(sel: Selection) -> str:
+    buf = io.StringIO()
+    w = csv.writer(buf, lineterminator="\n")
+    w.writerow(EXAMPLE_FIELDS)
+    for r in per_example_rows(sel):
+        w.writerow([r[f] for f in EXAMPLE_FIELDS])
+    return buf.getvalue()
+
+
+def examples_jsonl(sel: Selection) -> str:
+    rows = per_example_rows(sel)
+    for r in rows:
+        if r["gold"].startswith("["):  # tagging: the tag lists as lists
+            r["gold"], r["pred"] = json.loads(r["gold"]), json.loads(r["pred"])
+    return "".join(json.dumps(r, ensure_ascii=False) + "\n" for r in rows)
 
 
 # -- CSV --------------------------------------------------------------------------------------------------------------

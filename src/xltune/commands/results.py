@@ -16,6 +16,9 @@ def add_parser(sub) -> None:
     p.add_argument("--store", required=True, help="results store (SQLite file written by `xltune run`)")
     p.add_argument("--format", default="md", choices=("csv", "json", "md"), help="output format (default md)")
     p.add_argument("--per-run", action="store_true", help="one row per run and language (instead of per variant)")
+    p.add_argument("--per-example", action="store_true",
+                   help="one row per stored prediction (run or evaluation, language, example index, gold, "
+                        "predicted); csv or json (JSON lines)")
     p.add_argument("--units", default="percent", choices=("percent", "fraction"),
                    help="unit of CSV/JSON values (Markdown is always in percent)")
     p.add_argument("--out", metavar="FILE", help="write to FILE (default: standard output)")
@@ -31,8 +34,14 @@ def main(args) -> int:
     from ..analysis import results
     from .runs import open_selection
 
-    sel = open_selection(args)
-    if args.format == "csv":
+    from ..errors import XLTuneError
+
+    if args.per_example and args.format == "md":
+        raise XLTuneError("--per-example writes csv or json (JSON lines), not md: add --format csv or --format json")
+    sel = open_selection(args, examples=args.per_example)
+    if args.per_example:
+        text = results.examples_csv(sel) if args.format == "csv" else results.examples_jsonl(sel)
+    elif args.format == "csv":
         text = results.to_csv(sel, per_run=args.per_run, units=args.units)
     elif args.format == "json":
         text = results.to_json(sel, per_run=args.per_run, units=args.units)
@@ -46,6 +55,6 @@ def main(args) -> int:
     tmp = out.with_name(f".{out.name}.tmp-{os.getpid()}")
     tmp.write_text(text, encoding="utf-8")
     os.replace(tmp, out)
-    print(f"wrote {out} ({args.format}, {'per run' if args.per_run else 'per variant'}"
-          f"{'' if args.format == 'md' else ', ' + args.units})")
+    what = "per example" if args.per_example else "per run" if args.per_run else "per variant"
+    print(f"wrote {out} ({args.format}, {what}{'' if args.format == 'md' or args.per_example else ', ' + args.units})")
     return 0

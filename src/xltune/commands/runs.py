@@ -22,7 +22,7 @@ def add_selection(p) -> None:
                    help="only this variant (its label, id or config name; repeatable)")
 
 
-def open_selection(args):
+def open_selection(args, examples: bool = False):
     from pathlib import Path
 
     from ..analysis.results import select
@@ -32,7 +32,7 @@ def open_selection(args):
     if not Path(args.store).is_file():
         raise XLTuneError(f"results store {args.store} does not exist (run `xltune run` first, or check --store)")
     with Store(args.store) as s:
-        return select(s, args.where, args.variant)
+        return select(s, args.where, args.variant, examples=examples)
 
 
 def main(args) -> int:
