@@ -5,7 +5,8 @@ The public entry point is :func:`xltune.api.run_experiment`; the CLI (``xltune``
 ``.predict(texts)`` / ``.predict_proba(texts)``.
 """
 
-__version__ = "0.1.0"
+from .version import __version__
+
 __all__ = ["__version__", "load_run"]
 
 

@@ -317,9 +317,10 @@ def _verify_folder(run, out: Path) -> dict:
 
 def _description(run, results: dict) -> dict:
     from .runs.folder import describe
+    from .runs.pipeline import environment
 
     desc = describe(run.run_id, run.row.get("seed") or run.description.get("seed"), run.cfg, run.spec, run.backbone,
-                    run.model, run.padding_side, results or {})
+                    run.model, run.padding_side, results or {}, environment())
     for key in ("variant", "variant_label", "created"):
         if run.row.get(key) or run.description.get(key):
             desc[key] = run.row.get(key) or run.description.get(key)
@@ -333,7 +334,7 @@ def _export_facts(done: Exported) -> dict:
 
 # -- the model card ---------------------------------------------------------------------------------------------------
 def model_card(run, done: Exported, results: dict, evaluations: list) -> str:
-    from . import __version__
+    from .version import __version__
     from .kinds import task_kind
 
     cfg, spec = run.cfg, run.spec

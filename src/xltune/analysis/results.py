@@ -24,12 +24,11 @@ from collections import defaultdict
 from collections.abc import Sequence
 from dataclasses import dataclass
 
-from .. import __version__
+from ..version import __version__
 from ..errors import XLTuneError, unknown_name
 from . import aggregate as agg
 from .select import select_runs
 
-FORMATS = ("csv", "json", "md")
 UNITS = ("percent", "fraction")
 VERSION_KEYS = ("xltune", "python", "torch", "transformers", "peft", "accelerate")
 

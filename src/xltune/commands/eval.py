@@ -48,11 +48,12 @@ def overrides_of(args) -> list[str]:
 
 
 def run_ids(args) -> list[str]:
+    from pathlib import Path
+
     from ..analysis.select import select_runs
     from ..errors import XLTuneError
     from ..runs.stored import stored_row
     from ..store import Store
-    from pathlib import Path
 
     if not args.store:
         raise XLTuneError("say which store: --store PATH (with --run RUN_ID, --variant LABEL or --where KEY=VALUE)")

@@ -4,7 +4,7 @@ for `xltune.load_run(DIR)`; with a model card (README.md) holding the per-langua
 
 from __future__ import annotations
 
-from .predict import add_run_arguments, device_of
+from .predict import add_run_arguments
 
 
 def add_parser(sub) -> None:

@@ -128,21 +128,20 @@ def write_json_atomic(path: Path, data: dict) -> None:
     os.replace(tmp, path)
 
 
-def describe_run(ctx, results, extra: dict | None = None) -> dict:
-    """The ``run.json`` of a run (``ctx``: its RunContext; ``results``: its LanguageResults)."""
+def describe_run(ctx, results, env: dict) -> dict:
+    """The ``run.json`` of a run (``ctx``: its RunContext; ``results``: its LanguageResults; ``env``: versions)."""
     languages = {r.lang: {**r.metrics, "n": r.n} for r in results}
     return describe(ctx.run_id, ctx.seed, ctx.cfg, ctx.spec, ctx.backbone, ctx.model, ctx.padding_side,
-                    {"split": ctx.cfg.eval.split, "languages": languages}, extra)
+                    {"split": ctx.cfg.eval.split, "languages": languages}, env)
 
 
-def describe(run_id: str, seed: int, cfg, spec, bb, model, padding_side: str, metrics: dict,
-             extra: dict | None = None) -> dict:
+def describe(run_id: str, seed: int, cfg, spec, bb, model, padding_side: str, metrics: dict, env: dict) -> dict:
     """A run's description from its parts; ``metrics``: {"split", "languages": {lang: {metric: value, "n": n}}}
-    (headline metric first)."""
-    from .. import __version__, variants
+    (headline metric first); ``env``: the versions it ran with (:func:`xltune.runs.pipeline.environment`)."""
+    from .. import variants
     from ..data.encode import resolve_alignment
     from ..kinds import task_kind
-    from .pipeline import environment
+    from ..version import __version__
 
     tok = bb.tokenizer
     headline = task_kind(spec).headline(spec)
@@ -173,10 +172,8 @@ def describe(run_id: str, seed: int, cfg, spec, bb, model, padding_side: str, me
         "files": {"checkpoint": CHECKPOINT, "config": CONFIG},
         "metrics": {"split": metrics.get("split", cfg.eval.split), "unit": "fraction", "headline": headline,
                     "average": avg, "languages": languages},
-        "env": environment(),
+        "env": env,
     }
-    if extra:
-        desc.update(extra)
     return desc
 
 
@@ -191,6 +188,9 @@ def write_run_folder(folder: Path, model, cfg, description: dict, anchor: Path |
     state = {k: v.detach().contiguous().cpu() for k, v in model.state_dict_trainable().items()}
     tmp = folder / (CHECKPOINT + ".tmp")
     save_file(state, str(tmp))
+    mask = os.umask(0)
+    os.umask(mask)
+    os.chmod(tmp, 0o666 & ~mask)  # safetensors creates its files owner-only; a run folder is shared like the rest
     os.replace(tmp, folder / CHECKPOINT)
     config, absolute = portable_config(cfg.to_dict(), anchor)
     write_json_atomic(folder / CONFIG, config)

@@ -16,7 +16,7 @@ import numpy as np
 import torch
 from tqdm.auto import tqdm
 
-from .. import __version__
+from ..version import __version__
 from ..evaluate import LanguageResult, format_table, score
 from ..store import RunRecord, Store
 from .context import RunContext, build_context
@@ -185,7 +185,7 @@ def record(ctx: RunContext, fit: Fit, results: list[LanguageResult], facts: dict
     cfg, spec = ctx.cfg, ctx.spec
     folder = Path(cfg.output_dir) / ctx.run_id
     if cfg.save_checkpoint and fit.train is not None:
-        write_run_folder(folder, ctx.model, cfg, describe_run(ctx, results))
+        write_run_folder(folder, ctx.model, cfg, describe_run(ctx, results, environment()))
     trainable, total = ctx.model.count_parameters()
     extra = {**fit.extra, "truncated": facts.get("truncated", 0) + fit.truncated, "windowed": facts.get("windowed", 0),
              "decoder": ctx.backbone.is_decoder, "task_kind": spec.kind}
