@@ -126,7 +126,8 @@ def test_export_never_overwrites_without_force(tiny_xlmr_dir, panx_dir, tmp_path
     (tmp_path / "taken").mkdir()
     (tmp_path / "taken" / "keep.txt").write_text("mine")
     capsys.readouterr()
-    code = cli_main(["export", "--store", str(tmp_path / "r.sqlite"), "--run", run_id, "--out", str(tmp_path / "taken")])
+    code = cli_main(["export", "--store", str(tmp_path / "r.sqlite"), "--run", run_id, "--out",
+                     str(tmp_path / "taken")])
     err = capsys.readouterr().err
     assert code == 2 and "exists and is not empty; --force replaces it" in err and len(err.strip().splitlines()) == 1
     assert (tmp_path / "taken" / "keep.txt").read_text() == "mine"

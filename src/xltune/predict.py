@@ -288,7 +288,8 @@ def _write_tsv(f, run, rows: list[dict]) -> None:
         for r in rows:
             for j, word in enumerate(r["tokens"]):
                 p = r["probs"][j]
-                cells = [r["index"], j, word, r["labels"][j], *((p[lab] for lab in labels) if p else [""] * len(labels))]
+                probs_j = [p[lab] for lab in labels] if p else [""] * len(labels)
+                cells = [r["index"], j, word, r["labels"][j], *probs_j]
                 if gold:
                     cells.append(r["gold"][j] if "gold" in r else "")
                 f.write("\t".join(_cell(c) for c in cells) + "\n")

@@ -11,7 +11,8 @@ def add_parser(sub) -> None:
                        description="Rebuild each stored run's model and evaluate it on the data the options name "
                                    "(by default the run's own task, data and languages). The scores are stored "
                                    "linked to the run, apart from its own results: `xltune results` and "
-                                   "`xltune report` show them as evaluations, never as seeds.")
+                                   "`xltune report` show them as evaluations, never as seeds. Several runs: "
+                                   "--run A,B, --variant LABEL or --where KEY=VALUE.")
     add_run_arguments(p)
     p.add_argument("--where", action="append", default=[], metavar="KEY=VALUE",
                    help="or every run whose config has this value (as in `xltune report`; repeatable)")

@@ -68,7 +68,8 @@ def eval_config(run_config: dict, overrides: Sequence[str], source: str = "xltun
 def evaluated(cfg) -> dict:
     """What an evaluation evaluates: the task section and the eval settings that change results."""
     d = cfg.to_dict()
-    return {"task": d["task"], "eval": {k: v for k, v in d["eval"].items() if k not in ("batch_size", "save_predictions")}}
+    ev = {k: v for k, v in d["eval"].items() if k not in ("batch_size", "save_predictions")}
+    return {"task": d["task"], "eval": ev}
 
 
 def signature(cfg) -> str:
@@ -94,11 +95,11 @@ def evaluate_stored(store_path: str | Path, run_id: str, overrides: Sequence[str
     from .pipeline import environment, evaluate_languages, held_out_items
     from .prepare import prepare_evaluation
     from .runners import RUNNERS
-    from .stored import _relocate, load_stored_run, stored_config, stored_row
+    from .stored import load_stored_run, relocate_config, stored_config, stored_row
 
     row = stored_row(run_id, store_path)
     run_id = row["run_id"]
-    cfg = eval_config(_relocate(row["config"], Path(store_path)), overrides)
+    cfg = eval_config(relocate_config(row["config"], Path(store_path)), overrides)
     eid = eval_id(run_id, cfg)
     with Store(store_path) as s:
         if s.has_evaluation(eid) and not force:

@@ -191,7 +191,7 @@ def stored_config(run_id: str, store_path: str | Path) -> tuple[dict, Any]:
     from ..errors import quiet_notes
 
     row = stored_row(run_id, store_path)
-    config = _relocate(row["config"], Path(store_path))
+    config = relocate_config(row["config"], Path(store_path))
     with quiet_notes():
         cfg = ExperimentConfig.from_dict(config, f"run {run_id} in {store_path}")
     if _runner(cfg) == "in_context":
@@ -308,7 +308,7 @@ def _runner(cfg) -> str:
     return method_spec(cfg.method.name).runner
 
 
-def _relocate(config: dict, store_path: Path) -> dict:
+def relocate_config(config: dict, store_path: Path) -> dict:
     """The stored config with each local path that no longer exists looked for where it would be now that the
     store is at ``store_path`` (the store and its folders moved together); paths that exist stay."""
     config = json.loads(json.dumps(config))
