@@ -255,6 +255,11 @@ def export_run(run, out: str | Path, *, results: dict | None = None, evaluations
             desc["export"] = _export_facts(done)
             (tmp / "xltune_run.json").write_text(json.dumps(desc, indent=2, ensure_ascii=False, default=str) + "\n",
                                                  encoding="utf-8")
+        mask = os.umask(0)
+        os.umask(mask)
+        for f in tmp.iterdir():  # safetensors writes owner-only files; an export is for sharing
+            if f.is_file():
+                os.chmod(f, 0o666 & ~mask)
         if out.exists():
             old = out.parent / f".{out.name}.old-{os.getpid()}"
             os.replace(out, old)
