@@ -10,6 +10,7 @@ import numpy as np
 import pytest
 
 from xltune.analysis import aggregate as agg
+from xltune.analysis import results
 from xltune.analysis.resources import group_languages, load_resource_table, parse_resource_table
 from xltune.errors import XLTuneError
 from xltune.store import MetricRow, RunRecord, Store
@@ -53,13 +54,17 @@ def test_markdown_and_csv_tables(tmp_path):
     assert "| task | model | shots | variant | split | metric | n |" in md and "avg" in md
     assert "60.0 ± –" in md  # one seed: std shown as a dash
     lora_line = next(line for line in md.splitlines() if "| lora |" in line)
+    de = [VALUES["lora"][s]["de"] for s in (1, 2, 3)]
     assert f"{np.mean([70, 74, 69]):.1f} ± {np.std([70, 74, 69], ddof=1):.1f}" in lora_line
-    text = agg.to_csv(rows, tmp_path / "t.csv")
-    parsed = list(csv.DictReader(io.StringIO(text)))
-    assert (tmp_path / "t.csv").read_text() == text
-    assert {r["lang"] for r in parsed} == {"de", "sw", "avg"}
-    one = next(r for r in parsed if r["method"] == "prompt" and r["lang"] == "de")
-    assert one["std"] == "" and float(one["mean"]) == 0.6
+    with Store(tmp_path / "r.sqlite") as store:
+        sel = results.select(store)
+    for units, scale in (("percent", 100.0), ("fraction", 1.0)):  # the unit is stated on every row
+        parsed = list(csv.DictReader(io.StringIO(results.to_csv(sel, units=units))))
+        assert {r["lang"] for r in parsed} == {"de", "sw", "avg"} and {r["unit"] for r in parsed} == {units}
+        one = next(r for r in parsed if r["method"] == "prompt" and r["lang"] == "de")
+        assert one["std"] == "" and float(one["mean"]) == pytest.approx(0.6 * scale)
+        lora = next(r for r in parsed if r["method"] == "lora" and r["lang"] == "de")
+        assert float(lora["std"]) == pytest.approx(np.std(de, ddof=1) * scale) and lora["seeds"] == "1 2 3"
 
 
 def test_packaged_xglm_table_and_grouping():

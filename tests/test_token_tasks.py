@@ -2,9 +2,6 @@
 
 from __future__ import annotations
 
-import gzip
-import random
-
 import pytest
 from transformers import AutoTokenizer
 
@@ -16,6 +13,8 @@ from xltune.data.records import TokenExample
 from xltune.data.tasks import TASKS
 from xltune.evaluate import words_from_subwords
 from xltune.store import Store
+
+from tiny_data import write_panx_like  # noqa: E402  (tests/ is on sys.path)
 
 PANX = TASKS.get("panx")
 
@@ -79,36 +78,6 @@ def test_alignment_roundtrip_real_panx(shared_data, tiny_xlmr_dir, tiny_xglm_dir
 
 
 # -- end to end on tiny files --------------------------------------------------------------------------------------
-NAMES = {"en": ["Anna", "Bob", "Carla"], "de": ["Jürgen", "Heike", "Uwe"], "sw": ["Juma", "Amina", "Baraka"]}
-PLACES = {"en": ["London", "Paris"], "de": ["Berlin", "Köln"], "sw": ["Nairobi", "Mombasa"]}
-ORGS = {"en": ["Acme", "Unesco"], "de": ["Siemens", "Bahn"], "sw": ["Safaricom", "Tanesco"]}
-FILL = {"en": "went to the with and saw".split(), "de": "ging nach dem mit und sah".split(),
-        "sw": "alienda kwa na pamoja aliona".split()}
-
-
-def write_panx_like(folder, n=(40, 20, 15)):
-    folder.mkdir(parents=True, exist_ok=True)
-    for split, count in zip(("train", "dev", "test"), n):
-        for lang in ("en", "de", "sw"):
-            r = random.Random(f"{split}{lang}")
-            lines = []
-            for _ in range(count):
-                sent = []
-                for _ in range(r.randint(2, 4)):
-                    kind = r.choice(["PER", "LOC", "ORG", "O", "O"])
-                    if kind == "O":
-                        sent.append((r.choice(FILL[lang]), "O"))
-                    else:
-                        pool = {"PER": NAMES, "LOC": PLACES, "ORG": ORGS}[kind][lang]
-                        sent.append((r.choice(pool), f"B-{kind}"))
-                        if r.random() < 0.3:
-                            sent.append((r.choice(pool), f"I-{kind}"))
-                lines += [f"{lang}:{w}\t{t}" for w, t in sent] + [""]
-            with gzip.open(folder / f"{split}-{lang}.tsv.gz", "wt", encoding="utf-8") as f:
-                f.write("\n".join(lines) + "\n")
-    return folder
-
-
 @pytest.mark.parametrize("model_fixture, method", [
     ("tiny_xglm_dir", "deep_prompt"), ("tiny_xglm_dir", "finetune"), ("tiny_xlmr_dir", "deep_prompt"),
     ("tiny_xlmr_dir", "lora"),

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import gzip
 import random
 
 LABELS = ["entailment", "neutral", "contradiction"]
@@ -65,4 +66,35 @@ def tiny_m2m(folder):
         vocab_size=256, d_model=16, encoder_layers=1, decoder_layers=1, encoder_attention_heads=2,
         decoder_attention_heads=2, encoder_ffn_dim=32, decoder_ffn_dim=32, max_position_embeddings=64,
         pad_token_id=1, bos_token_id=0, eos_token_id=2, decoder_start_token_id=2)).save_pretrained(folder)
+    return folder
+
+
+# PAN-X-like tagging files (XTREME token format, gzip): names, places and organisations in three languages
+NAMES = {"en": ["Anna", "Bob", "Carla"], "de": ["Jürgen", "Heike", "Uwe"], "sw": ["Juma", "Amina", "Baraka"]}
+PLACES = {"en": ["London", "Paris"], "de": ["Berlin", "Köln"], "sw": ["Nairobi", "Mombasa"]}
+ORGS = {"en": ["Acme", "Unesco"], "de": ["Siemens", "Bahn"], "sw": ["Safaricom", "Tanesco"]}
+FILL = {"en": "went to the with and saw".split(), "de": "ging nach dem mit und sah".split(),
+        "sw": "alienda kwa na pamoja aliona".split()}
+
+
+def write_panx_like(folder, n=(40, 20, 15)):
+    folder.mkdir(parents=True, exist_ok=True)
+    for split, count in zip(("train", "dev", "test"), n):
+        for lang in ("en", "de", "sw"):
+            r = random.Random(f"{split}{lang}")
+            lines = []
+            for _ in range(count):
+                sent = []
+                for _ in range(r.randint(2, 4)):
+                    kind = r.choice(["PER", "LOC", "ORG", "O", "O"])
+                    if kind == "O":
+                        sent.append((r.choice(FILL[lang]), "O"))
+                    else:
+                        pool = {"PER": NAMES, "LOC": PLACES, "ORG": ORGS}[kind][lang]
+                        sent.append((r.choice(pool), f"B-{kind}"))
+                        if r.random() < 0.3:
+                            sent.append((r.choice(pool), f"I-{kind}"))
+                lines += [f"{lang}:{w}\t{t}" for w, t in sent] + [""]
+            with gzip.open(folder / f"{split}-{lang}.tsv.gz", "wt", encoding="utf-8") as f:
+                f.write("\n".join(lines) + "\n")
     return folder

@@ -25,7 +25,7 @@ from tqdm.auto import tqdm
 from .analysis import aggregate as agg
 from .analysis.correlation import gains, spearman
 from .analysis.resources import ResourceTable, load_resource_table
-from .analysis.select import select_runs
+from .analysis import results as results_out
 from .analysis.significance import N_RESAMPLES, compare_variants
 from .analysis.tokstats import TokStats, read_tokstats_csv
 from .errors import XLTuneError, unknown_name
@@ -198,17 +198,11 @@ def build_report(
     table = load_resource_table(resources)
     toks = read_tokstats_csv(tokstats) if tokstats is not None else None
     with Store(store_path) as store:
-        runs = store.runs()
-        if not runs:
-            raise XLTuneError(f"results store {store_path} has no runs")
-        runs = select_runs(runs, where, variants)
-        if not runs:
-            raise XLTuneError(f"no run of {store_path} matches {' '.join([*where, *variants])}")
-        ids = {r["run_id"] for r in runs}
-        metric_rows = [r for r in store.metrics() if r["run_id"] in ids]
+        sel = results_out.select(store, where, variants)
+        runs, metric_rows = sel.runs, sel.metrics
         doc = Doc()
         _build(doc, store, store_path, runs, metric_rows, table, toks, baseline, n_resamples, seed, progress,
-               tokstats_path=tokstats, resources_path=resources, where=where, variants=variants)
+               tokstats_path=tokstats, resources_path=resources, where=where, variants=variants, sel=sel)
     out.mkdir(parents=True, exist_ok=True)
     (out / "figures").mkdir(exist_ok=True)
     for name, png in doc.figures.items():
@@ -216,12 +210,13 @@ def build_report(
     paths = {"markdown": out / "report.md", "html": out / "report.html", "csv": out / "results.csv"}
     paths["markdown"].write_text(doc.markdown(), encoding="utf-8")
     paths["html"].write_text(doc.html(f"xltune report — {store_path.name}"), encoding="utf-8")
-    agg.to_csv(agg.aggregate(metric_rows), paths["csv"])
+    # the same CSV as `xltune results --format csv` (per variant and language, in percent, units stated)
+    paths["csv"].write_text(results_out.to_csv(sel), encoding="utf-8")
     return paths
 
 
 def _build(doc, store, store_path, runs, metric_rows, table: ResourceTable, toks, baseline, n_resamples, seed,
-           progress, tokstats_path=None, resources_path=None, where=(), variants=()) -> None:
+           progress, tokstats_path=None, resources_path=None, where=(), variants=(), sel=None) -> None:
     chosen = [*(f"--where {w}" for w in where), *(f"--variant {v!r}" for v in variants)]
     rows = agg.aggregate(metric_rows)
     methods = sorted({r["method"] for r in runs})
@@ -265,6 +260,8 @@ def _build(doc, store, store_path, runs, metric_rows, table: ResourceTable, toks
                 f"{task}, {model}, K={shots}, {split}: {primary[task]} per language (error bars: std over seeds)")
         bar.update()
 
+    if sel is not None and sel.evaluations:
+        _evaluations_section(doc, sel)
     _shots_section(doc, rows, primary)
     _variance_section(doc, runs, metric_rows, primary)
     _resource_section(doc, rows, keys, cells, table, toks, base, primary)
@@ -273,6 +270,21 @@ def _build(doc, store, store_path, runs, metric_rows, table: ResourceTable, toks
     bar.close()
     _claims_section(doc, store_path, tokstats_path, resources_path, n_resamples, seed, where, variants)
     _environment_section(doc, runs)
+
+
+def _evaluations_section(doc: Doc, sel) -> None:
+    """Stored runs scored on other data (`xltune eval`): their own tables, never pooled with the runs' results."""
+    _own, evals, about = results_out.aggregates(sel)
+    doc.h(2, "Evaluations of stored runs on other data")
+    doc.p("Stored runs scored without training on other data, splits or languages (`xltune eval`). Each evaluation "
+          "is linked to its run and is not one of its seeds: nothing above includes these numbers. A cell is one "
+          "variant on one evaluated setting, mean ± std over its evaluated runs (n).")
+    groups: dict[tuple, list[agg.AggRow]] = defaultdict(list)
+    for r in evals:
+        groups[(r.task, r.split, r.metric)].append(r)
+    for (task, split, metric), rows in sorted(groups.items()):
+        doc.h(3, f"{task}, {split} ({metric})")
+        doc.table(*results_out.eval_pivot(rows, about))
 
 
 def _test_split(keys: Sequence[tuple]) -> list[tuple]:

@@ -4,7 +4,7 @@ A run is written in one transaction (WAL mode): it is in the store completely or
 (hash of the run's variant and seed, :mod:`xltune.variants`) is never written twice. The analysis and the report
 read only this file.
 
-Schema version 2 (``PRAGMA user_version``; analysis code reads it with plain SQL):
+Schema version 3 (``PRAGMA user_version``; analysis code reads it with plain SQL). As of version 2:
 
 - ``runs``: run_id (PK), created (UTC ISO), seed, task, method, objective ("none" or e.g. "tcl+lcl"), model,
   shots (text: "16" or "all"), source_langs (comma-separated), config_json (the resolved config, re-runnable),
@@ -18,6 +18,14 @@ Schema version 2 (``PRAGMA user_version``; analysis code reads it with plain SQL
 - ``metrics``: run_id, lang, split, metric ("accuracy", "f1", "precision", "recall"), value (0..1), n (examples).
 - ``predictions``: run_id, lang, split, idx (example index in its file), gold, pred (label names; for token
   tasks JSON lists of tag names).
+
+Version 3 adds evaluations of stored runs on other data (``xltune eval``), linked to their run and kept apart from
+the run's own results: they are not seeds, and nothing that aggregates ``metrics`` sees them.
+
+- ``evaluations``: eval_id (PK: hash of the run and what was evaluated), run_id (the evaluated run; deleted with
+  it, as a redone run is a new model), created, task, split, data (the data folder, or "hub"), config_json (the
+  run's config with the evaluation's task and eval sections), env_json, eval_seconds, extra_json.
+- ``eval_metrics`` / ``eval_predictions``: as ``metrics`` / ``predictions``, keyed by eval_id.
 """
 
 from __future__ import annotations
@@ -70,8 +78,39 @@ CREATE TABLE IF NOT EXISTS predictions (
     PRIMARY KEY (run_id, lang, split, idx)
 );
 CREATE INDEX IF NOT EXISTS metrics_by_lang ON metrics(lang, split, metric);
+CREATE TABLE IF NOT EXISTS evaluations (
+    eval_id TEXT PRIMARY KEY,
+    run_id TEXT NOT NULL REFERENCES runs(run_id) ON DELETE CASCADE,
+    created TEXT NOT NULL,
+    task TEXT NOT NULL,
+    split TEXT NOT NULL,
+    data TEXT NOT NULL,
+    config_json TEXT NOT NULL,
+    env_json TEXT NOT NULL,
+    eval_seconds REAL,
+    extra_json TEXT NOT NULL DEFAULT '{}'
+);
+CREATE TABLE IF NOT EXISTS eval_metrics (
+    eval_id TEXT NOT NULL REFERENCES evaluations(eval_id) ON DELETE CASCADE,
+    lang TEXT NOT NULL,
+    split TEXT NOT NULL,
+    metric TEXT NOT NULL,
+    value REAL NOT NULL,
+    n INTEGER NOT NULL,
+    PRIMARY KEY (eval_id, lang, split, metric)
+);
+CREATE TABLE IF NOT EXISTS eval_predictions (
+    eval_id TEXT NOT NULL REFERENCES evaluations(eval_id) ON DELETE CASCADE,
+    lang TEXT NOT NULL,
+    split TEXT NOT NULL,
+    idx INTEGER NOT NULL,
+    gold TEXT NOT NULL,
+    pred TEXT NOT NULL,
+    PRIMARY KEY (eval_id, lang, split, idx)
+);
+CREATE INDEX IF NOT EXISTS evaluations_by_run ON evaluations(run_id);
 """
-STORE_VERSION = 2
+STORE_VERSION = 3  # 2: variant columns; 3: evaluations of stored runs (tables created on open)
 # columns added in version 2, filled for older runs by _migrate (from each run's stored config)
 V2_COLUMNS = (("variant", "TEXT"), ("variant_label", "TEXT"), ("run_key", "TEXT"), ("config_schema", "INTEGER"),
               ("headline_metric", "TEXT"), ("ner_mode", "TEXT"), ("shot_seed", "INTEGER"), ("oracle", "TEXT"))
@@ -118,6 +157,23 @@ class RunRecord:
     ner_mode: str = ""  # span-F1 tasks: how the stored F1 counts entities (conlleval | strict)
     shot_seed: int | None = None  # the seed of the shot sample (None: the run's seed)
     oracle: str = ""  # what the variant knows that zero-shot transfer does not ("target dev", "translation")
+
+
+@dataclass
+class EvalRecord:
+    """A stored run scored on other data (``xltune eval``): linked to ``run_id``, never one of its seeds."""
+
+    eval_id: str
+    run_id: str
+    task: str
+    split: str
+    data: str  # the data folder, or "hub"
+    config: dict
+    env: dict
+    metrics: list[MetricRow]
+    predictions: dict[tuple[str, str], list[tuple[int, str, str]]] = field(default_factory=dict)
+    eval_seconds: float | None = None
+    extra: dict = field(default_factory=dict)
 
 
 class Store:
@@ -214,7 +270,77 @@ class Store:
         except sqlite3.Error as e:
             raise XLTuneError(f"cannot write run {rec.run_id} to {self.path}: {e}") from None
 
+    def write_evaluation(self, rec: EvalRecord, replace: bool = False) -> None:
+        """Write an evaluation of a stored run with its metrics and predictions in one transaction."""
+        created = time.strftime("%Y-%m-%dT%H:%M:%SZ", time.gmtime())
+        try:
+            with self.conn:
+                if self.conn.execute("SELECT 1 FROM runs WHERE run_id=?", (rec.run_id,)).fetchone() is None:
+                    raise XLTuneError(f"run {rec.run_id} is not in {self.path}")
+                if self.has_evaluation(rec.eval_id):
+                    if not replace:
+                        raise XLTuneError(f"evaluation {rec.eval_id} is already in {self.path}")
+                    self.conn.execute("DELETE FROM evaluations WHERE eval_id=?", (rec.eval_id,))
+                self.conn.execute(
+                    "INSERT INTO evaluations (eval_id, run_id, created, task, split, data, config_json, env_json, "
+                    "eval_seconds, extra_json) VALUES (?,?,?,?,?,?,?,?,?,?)",
+                    (rec.eval_id, rec.run_id, created, rec.task, rec.split, rec.data, _dumps(rec.config),
+                     _dumps(rec.env), rec.eval_seconds, _dumps(rec.extra)))
+                self.conn.executemany(
+                    "INSERT INTO eval_metrics VALUES (?,?,?,?,?,?)",
+                    [(rec.eval_id, m.lang, m.split, m.metric, float(m.value), int(m.n)) for m in rec.metrics])
+                for (lang, split), rows in rec.predictions.items():
+                    self.conn.executemany(
+                        "INSERT INTO eval_predictions VALUES (?,?,?,?,?,?)",
+                        [(rec.eval_id, lang, split, int(i), g, p) for i, g, p in rows])
+        except sqlite3.Error as e:
+            raise XLTuneError(f"cannot write evaluation {rec.eval_id} to {self.path}: {e}") from None
+
+    def has_evaluation(self, eval_id: str) -> bool:
+        return self.conn.execute("SELECT 1 FROM evaluations WHERE eval_id=?", (eval_id,)).fetchone() is not None
+
     # -- reading ---------------------------------------------------------------------------------------------
+    def evaluations(self, **where: object) -> list[dict]:
+        """Evaluations of stored runs (config/env/extra parsed), filtered by equality on their columns."""
+        sql, args = _where("SELECT * FROM evaluations", where)
+        out = []
+        for r in self.conn.execute(sql + " ORDER BY created, eval_id", args):
+            d = dict(r)
+            for k in ("config_json", "env_json", "extra_json"):
+                d[k[: -len("_json")]] = json.loads(d.pop(k))
+            out.append(d)
+        return out
+
+    def eval_metrics(self, **where: object) -> list[dict]:
+        """Metric rows of evaluations joined with the evaluation (eval_id, run_id, task, data) and its run's
+        identifying columns (model, method, objective, shots, seed, variant, variant_label)."""
+        base = ("SELECT e.eval_id, e.run_id, e.task, e.data, r.model, r.method, r.objective, r.shots, r.seed,"
+                " r.source_langs, r.variant, r.variant_label, r.task AS run_task, m.lang, m.split, m.metric, m.value,"
+                " m.n FROM eval_metrics m JOIN evaluations e USING (eval_id) JOIN runs r ON r.run_id = e.run_id")
+        where = {(k if "." in k else f"e.{k}" if k in ("eval_id", "run_id", "task") else k): v
+                 for k, v in where.items()}
+        sql, args = _where(base, where)
+        return [dict(r) for r in self.conn.execute(sql + " ORDER BY e.created, e.eval_id, m.lang", args)]
+
+    def predictions_of(self, run_ids: Iterable[str] = (), eval_ids: Iterable[str] = ()) -> list[dict]:
+        """Every stored per-example prediction of ``run_ids`` (kind "run") and of the evaluations ``eval_ids``
+        (kind "evaluation"): id, lang, split, idx, gold, pred."""
+        out = []
+        for kind, table, key, ids in (("run", "predictions", "run_id", list(run_ids)),
+                                      ("evaluation", "eval_predictions", "eval_id", list(eval_ids))):
+            for i in range(0, len(ids), 500):  # SQLite's limit on bound parameters
+                chunk = ids[i:i + 500]
+                rows = self.conn.execute(f"SELECT {key}, lang, split, idx, gold, pred FROM {table} WHERE {key} IN "
+                                         f"({','.join('?' * len(chunk))}) ORDER BY {key}, lang, split, idx", chunk)
+                out += [{"kind": kind, "id": r[0], "lang": r[1], "split": r[2], "idx": r[3], "gold": r[4],
+                         "pred": r[5]} for r in rows]
+        return out
+
+    def eval_predictions(self, eval_id: str, lang: str, split: str) -> list[tuple[int, str, str]]:
+        rows = self.conn.execute("SELECT idx, gold, pred FROM eval_predictions WHERE eval_id=? AND lang=? AND split=? "
+                                 "ORDER BY idx", (eval_id, lang, split))
+        return [(r[0], r[1], r[2]) for r in rows]
+
     def runs(self, **where: object) -> list[dict]:
         """Runs as dicts (config/manifest/env/extra parsed), filtered by equality on run columns."""
         sql, args = _where("SELECT * FROM runs", where)
@@ -256,10 +382,12 @@ def _fallback_variant(rec: RunRecord) -> str:
 
 
 def _migrate(conn: sqlite3.Connection) -> None:
-    """Bring a store written by an older xltune to version 2, in place, losing nothing: add the variant columns and
-    fill them from each run's stored config (read through today's config loader, which understands older keys).
+    """Bring a store written by an older xltune to today's version, in place, losing nothing: add the variant
+    columns and fill them from each run's stored config (read through today's config loader, which understands
+    older keys).
     Run ids stay as they were (checkpoint folders are named by them); ``run_key`` is what a rerun looks up, so a
-    rerun of the same config skips the run. One transaction; several processes may open the store at once."""
+    rerun of the same config skips the run (version 3's tables are created by the schema script on open). One
+    transaction; several processes may open the store at once."""
     from .errors import quiet_notes
 
     conn.execute("BEGIN IMMEDIATE")

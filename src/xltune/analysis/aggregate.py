@@ -1,4 +1,5 @@
-"""Mean ± std over seeds, per language and for the language average, as Markdown and CSV tables.
+"""Mean ± std over seeds, per language and for the language average, as Markdown tables (CSV and JSON:
+:mod:`.results`).
 
 Input is what :meth:`xltune.store.Store.metrics` returns (one dict per run, language, split and metric). Runs of
 one *variant* (one configuration, :mod:`xltune.variants`) on one split and metric are the seeds of one cell; two
@@ -9,13 +10,10 @@ languages every run of the cell has (so a missing language cannot tilt it).
 
 from __future__ import annotations
 
-import csv
-import io
 import math
 from collections import defaultdict
 from collections.abc import Iterable, Sequence
 from dataclasses import dataclass, field
-from pathlib import Path
 
 import numpy as np
 
@@ -156,23 +154,6 @@ def markdown_table(header: Sequence[str], body: Sequence[Sequence[object]]) -> s
 def to_markdown(rows: Sequence[AggRow]) -> str:
     """Wide Markdown table (values in %, mean ± sample std over seeds; '–' = one seed / missing)."""
     return markdown_table(*pivot(rows))
-
-
-CSV_FIELDS = ("task", "model", "shots", "variant", "label", "method", "objective", "oracle", "split", "metric")
-
-
-def to_csv(rows: Sequence[AggRow], path: str | Path | None = None) -> str:
-    """Long CSV (one line per variant and language, raw 0..1 values); written to ``path`` when given."""
-    buf = io.StringIO()
-    w = csv.writer(buf, lineterminator="\n")
-    w.writerow([*CSV_FIELDS, "lang", "mean", "std", "n", "seeds"])
-    for r in rows:
-        w.writerow([*(getattr(r, f) for f in CSV_FIELDS), r.lang, repr(r.mean), "" if math.isnan(r.std) else repr(r.std),
-                    r.n, " ".join(map(str, r.seeds))])
-    text = buf.getvalue()
-    if path is not None:
-        Path(path).write_text(text, encoding="utf-8")
-    return text
 
 
 def primary_metric(metrics: set[str]) -> str:

@@ -11,6 +11,11 @@ this for every registered method), renamed keys of older configs, and optional h
 * ``for_language(ctx, lang)``: a context manager around one target language's evaluation (e.g. swap in that
   language's module); it yields a dict of facts stored with that language's results (e.g. a fallback used).
 
+For ``xltune export``, ``peft(backbone, settings)`` says how the method's trained parts become a peft adapter: a
+:class:`PeftExport` (the peft config and where the method's own parameters go), or a sentence saying why there is
+no exact peft equivalent (the export then writes xltune's own folder). A method whose backbone trains whole
+(``frozen_backbone=False``) exports as a transformers model.
+
 The package's modules are found and imported on the first lookup (:func:`xltune.registry.import_submodules`):
 dropping a module into ``xltune/methods/`` is the whole registration.
 """
@@ -45,6 +50,18 @@ class MethodSettings:
 
 
 @dataclass(frozen=True)
+class PeftExport:
+    """A method's trained parts as a peft adapter: its ``config`` (a peft config; the exporter sets the task type and
+    ``modules_to_save`` for the head) and ``rename``: prefixes of the method's own parameter names (outside the
+    backbone) -> the peft model's. Parameters inside the backbone keep their names under the task model's base
+    model. ``virtual_tokens``: positions peft puts before the input (prompt tuning), whose outputs come first."""
+
+    config: Any
+    rename: Mapping[str, str] = field(default_factory=dict)
+    virtual_tokens: int = 0
+
+
+@dataclass(frozen=True)
 class MethodSpec:
     name: str
     settings: type[MethodSettings]
@@ -57,6 +74,7 @@ class MethodSpec:
     renamed: Mapping[str, str] = field(default_factory=dict)  # key in older configs -> this method's key
     before_train: Callable[[Any], None] | None = None
     for_language: Callable[[Any, str], AbstractContextManager[dict]] | None = None
+    peft: Callable[[Any, Any], PeftExport | str] | None = None  # (backbone, settings) -> adapter, or why none
 
 
 METHODS: Registry[MethodSpec] = Registry("method", loader=import_submodules(__package__, skip=("base",)))

@@ -5,7 +5,7 @@ from __future__ import annotations
 from dataclasses import dataclass
 
 from ..settings import check_choice, check_positive, check_unit, setting
-from .base import METHODS, MethodSettings, MethodSpec, freeze, transfer_model
+from .base import METHODS, MethodSettings, MethodSpec, PeftExport, freeze, transfer_model
 
 
 @dataclass
@@ -37,7 +37,22 @@ def build(backbone, settings: DeepPromptSettings, task_kind: str, num_labels: in
                           shift_positions=settings.prefix_positions == "shift")
 
 
+def peft_export(backbone, settings: DeepPromptSettings) -> PeftExport | str:
+    """peft's prefix tuning stores prefixes in the same layout (keys of layer l in slot 2l, values in 2l+1; the same
+    MLP with prefix_projection) and shifts input positions by the prefix, as prefix_positions: shift does."""
+    if settings.prefix_positions != "shift":
+        return ("deep prompts with method.prefix_positions: keep start the input's positions at 0 after the prefix; "
+                "peft's prefix tuning shifts them by the prefix length")
+    from peft import PrefixTuningConfig
+
+    return PeftExport(PrefixTuningConfig(num_virtual_tokens=settings.prefix_length,
+                                         prefix_projection=settings.prefix_projection,
+                                         encoder_hidden_size=settings.prefix_hidden_size),
+                      rename={"deep_prompt.": "prompt_encoder.default."})
+
+
 METHODS.add("deep_prompt", MethodSpec(
     "deep_prompt", DeepPromptSettings, build,
     "deep prompt tuning (P-tuning v2): trainable key/value prefixes at every layer and the head; backbone frozen",
-    trains=lambda n: n.startswith(("deep_prompt.", "head.")), renamed={"prompt_dropout": "dropout"}))
+    trains=lambda n: n.startswith(("deep_prompt.", "head.")), renamed={"prompt_dropout": "dropout"},
+    peft=peft_export))

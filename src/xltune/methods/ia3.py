@@ -7,7 +7,7 @@ from dataclasses import dataclass
 
 from ..errors import XLTuneError
 from ..settings import setting
-from .base import METHODS, MethodSettings, MethodSpec, default_targets, freeze, transfer_model
+from .base import METHODS, MethodSettings, MethodSpec, PeftExport, default_targets, freeze, transfer_model
 
 # Families peft 0.21's IA3 mappings lack, chosen as peft chooses for their relatives (T5, BERT): keys, values and the
 # feed-forward output, whose *input* is rescaled.
@@ -22,10 +22,10 @@ class IA3Settings(MethodSettings):
     feedforward_modules: list[str] = setting([], "of those, the feed-forward ones (their input is rescaled)")
 
 
-def build(backbone, settings: IA3Settings, task_kind: str, num_labels: int, model_cfg):
-    from peft import IA3Config, inject_adapter_in_model
+def peft_config(backbone, settings: IA3Settings):
+    """The peft config this method injects (and exports)."""
+    from peft import IA3Config
 
-    freeze(backbone.model)
     targets = default_targets(backbone, settings.target_modules, "ia3",
                               "TRANSFORMERS_MODELS_TO_IA3_TARGET_MODULES_MAPPING", EXTRA_TARGETS)
     if settings.target_modules:  # the user's own targets: only the feed-forward modules they name
@@ -33,8 +33,16 @@ def build(backbone, settings: IA3Settings, task_kind: str, num_labels: int, mode
     else:
         feedforward = default_targets(backbone, settings.feedforward_modules, "ia3",
                                       "TRANSFORMERS_MODELS_TO_IA3_FEEDFORWARD_MODULES_MAPPING", EXTRA_FEEDFORWARD)
+    return IA3Config(target_modules=targets, feedforward_modules=feedforward)
+
+
+def build(backbone, settings: IA3Settings, task_kind: str, num_labels: int, model_cfg):
+    from peft import inject_adapter_in_model
+
+    freeze(backbone.model)
+    cfg = peft_config(backbone, settings)
     try:
-        inject_adapter_in_model(IA3Config(target_modules=targets, feedforward_modules=feedforward), backbone.model)
+        inject_adapter_in_model(cfg, backbone.model)
     except ValueError as e:
         raise XLTuneError(f"method ia3: {e}") from None
     for name, p in backbone.model.named_parameters():
@@ -44,4 +52,5 @@ def build(backbone, settings: IA3Settings, task_kind: str, num_labels: int, mode
 
 METHODS.add("ia3", MethodSpec(
     "ia3", IA3Settings, build, "IA3 (peft): learned rescaling of keys, values and feed-forward activations, and the "
-    "head; backbone frozen", trains=lambda n: "ia3_l" in n or n.startswith("head.")))
+    "head; backbone frozen", trains=lambda n: "ia3_l" in n or n.startswith("head."),
+    peft=lambda backbone, settings: PeftExport(peft_config(backbone, settings))))

@@ -5,7 +5,7 @@ from __future__ import annotations
 from dataclasses import dataclass
 
 from ..settings import check_choice, check_positive, check_unit, setting
-from .base import METHODS, MethodSettings, MethodSpec, freeze, transfer_model
+from .base import METHODS, MethodSettings, MethodSpec, PeftExport, freeze, transfer_model
 
 
 @dataclass
@@ -31,7 +31,16 @@ def build(backbone, settings: PromptSettings, task_kind: str, num_labels: int, m
     return transfer_model(backbone, model_cfg, task_kind, num_labels, soft_prompt=prompt)
 
 
+def peft_export(backbone, settings: PromptSettings) -> PeftExport:
+    """peft's prompt tuning: the same vectors before the input embeddings (positions, mask and segment 0 alike)."""
+    from peft import PromptTuningConfig
+
+    return PeftExport(PromptTuningConfig(num_virtual_tokens=settings.length),
+                      rename={"soft_prompt.weight": "prompt_encoder.default.embedding.weight"},
+                      virtual_tokens=settings.length)
+
+
 METHODS.add("prompt", MethodSpec(
     "prompt", PromptSettings, build, "shallow prompt tuning: soft input tokens and the head; backbone frozen",
     trains=lambda n: n.startswith(("soft_prompt.", "head.")),
-    renamed={"prefix_length": "length", "prompt_init": "init", "prompt_dropout": "dropout"}))
+    renamed={"prefix_length": "length", "prompt_init": "init", "prompt_dropout": "dropout"}, peft=peft_export))

@@ -5,7 +5,6 @@ is turned into a :class:`~xltune.store.RunRecord` (whatever the runner)."""
 from __future__ import annotations
 
 import copy
-import json
 import os
 import platform
 import sys
@@ -17,7 +16,7 @@ import numpy as np
 import torch
 from tqdm.auto import tqdm
 
-from .. import __version__
+from ..version import __version__
 from ..evaluate import LanguageResult, format_table, score
 from ..store import RunRecord, Store
 from .context import RunContext, build_context
@@ -70,9 +69,11 @@ def run_experiment(cfg, *, force: bool = False, log=print) -> list[RunResult]:
     with store:
         keys = {seed: cfg.run_key(seed) for seed in cfg.seeds}
         todo = [s for s in cfg.seeds if force or not store.has_run(keys[s])]
-        done = [RunResult(store.stored_id(keys[s]) or keys[s], s, skipped=True) for s in cfg.seeds if s not in todo]
+        done = [RunResult(store.stored_id(keys[s]) or keys[s], s, stored_results(store, store.stored_id(keys[s])),
+                          skipped=True) for s in cfg.seeds if s not in todo]
         for r in done:
-            log(f"seed {r.seed}: run {r.run_id} is already in {cfg.store}; skipped (use --force to redo)")
+            log(f"seed {r.seed}: run {r.run_id} is already in {cfg.store}; skipped (use --force to redo); stored:")
+            log(format_table(r.results, ""))
         if not todo:
             return done
         prep = prepare(cfg)
@@ -218,6 +219,25 @@ def _logits_path(ctx: RunContext) -> Path:
     return Path(ctx.cfg.output_dir) / ctx.run_id / "logits.pt"
 
 
+
+def stored_results(store: Store, run_id: str | None) -> list[LanguageResult]:
+    """A stored run's per-language metrics (headline first), without predictions: what a rerun shows."""
+    if run_id is None:
+        return []
+    row = store.runs(run_id=run_id)
+    headline = row[0]["headline_metric"] if row else ""
+    per: dict[tuple[str, str], dict] = {}
+    for m in store.metrics(run_id=run_id):
+        d = per.setdefault((m["lang"], m["split"]), {"n": m["n"], "metrics": {}})
+        d["metrics"][m["metric"]] = m["value"]
+    out = []
+    for (lang, split), d in per.items():
+        ms = d["metrics"]
+        order = sorted(ms, key=lambda k: (k != headline, k))
+        out.append(LanguageResult(lang, split, {k: ms[k] for k in order}, d["n"], []))
+    return out
+
+
 def held_out_items(prep: Prepared, shots: list) -> dict[str, set[int]]:
     """Evaluation items to leave out because the shots come from the same split: the shots themselves in their
     language, and, when the split is parallel across languages, their translations in every other language
@@ -302,10 +322,13 @@ def record(ctx: RunContext, fit: Fit, results: list[LanguageResult], facts: dict
     average of a variant's seeds (dev.policy run_average)."""
     from .. import variants
 
+    from .folder import describe_run, shown_path, write_run_folder
+
     cfg, spec = ctx.cfg, ctx.spec
     run_id = run_id or ctx.run_id
+    folder = Path(cfg.output_dir) / run_id
     if save and cfg.save_checkpoint and fit.train is not None:
-        save_trainable(ctx.model, Path(cfg.output_dir) / run_id, cfg)
+        write_run_folder(folder, ctx.model, cfg, describe_run(ctx, results, environment()))
     trainable, total = ctx.model.count_parameters()
     extra = {**fit.extra, "truncated": facts.get("truncated", 0) + fit.truncated, "windowed": facts.get("windowed", 0),
              "decoder": ctx.backbone.is_decoder, "task_kind": spec.kind}
@@ -328,29 +351,17 @@ def record(ctx: RunContext, fit: Fit, results: list[LanguageResult], facts: dict
         **(describe or variants.describe_variant(cfg)),
     )
     store.write_run(rec, replace=force)
-    folder = Path(cfg.output_dir) / run_id
     for resume in folder.glob("resume*.pt"):  # stored: nothing left to resume
         resume.unlink(missing_ok=True)
     if folder.is_dir() and not any(folder.iterdir()):
         folder.rmdir()  # no checkpoint kept (save_checkpoint: false, e.g. the demo): no empty runs/RUN_ID/ left
+    if (folder / "run.json").is_file():
+        ctx.log(f"   saved {shown_path(folder)}/ (run.json describes it); reuse it: xltune predict --store "
+                f"{shown_path(cfg.store)} --run {run_id} --input FILE --out FILE")
 
 
 def _quiet(*_args, **_kw) -> None:
     pass
-
-
-def save_trainable(model, folder: Path, cfg) -> None:
-    """Only the trainable parameters (prefix, head, adapters), written atomically (temp file, then rename)."""
-    from safetensors.torch import save_file
-
-    folder.mkdir(parents=True, exist_ok=True)
-    state = {k: v.detach().contiguous().cpu() for k, v in model.state_dict_trainable().items()}
-    tmp = folder / "trainable.safetensors.tmp"
-    save_file(state, str(tmp))
-    os.replace(tmp, folder / "trainable.safetensors")
-    tmpc = folder / "config.json.tmp"
-    tmpc.write_text(json.dumps(cfg.to_dict(), indent=2, ensure_ascii=False))
-    os.replace(tmpc, folder / "config.json")
 
 
 def summary_table(results: list[RunResult], langs: list[str]) -> str:

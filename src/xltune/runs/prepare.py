@@ -41,15 +41,7 @@ def prepare(cfg) -> Prepared:
     for lang in cfg.train.languages:
         if lang not in spec.languages:
             raise unknown_name("source language", lang, spec.languages, f"task {spec.name}")
-    if cfg.eval.languages == "all":
-        targets = available_languages(spec, data_dir, cfg.eval.split) if data_dir else list(spec.languages)
-        if not targets:
-            raise XLTuneError(f"no {cfg.eval.split!r} files for task {spec.name} in {data_dir}")
-    else:
-        targets = list(cfg.eval.languages)
-        for lang in targets:
-            if lang not in spec.languages:
-                raise unknown_name("target language", lang, spec.languages, f"task {spec.name}")
+    targets = target_languages(cfg, spec)
     pool = {lang: load_examples(spec, data_dir, cfg.train.split, lang) for lang in cfg.train.languages}
     dev: dict[str, list] = {}
     if cfg.train.dev.policy == "source":
@@ -59,11 +51,44 @@ def prepare(cfg) -> Prepared:
                       file=sys.stderr)
                 continue
             dev[lang] = load_examples(spec, data_dir, cfg.train.dev.split, lang)
+    return Prepared(cfg, spec, list(cfg.train.languages), targets, pool, dev, test_sets(cfg, spec, targets))
+
+
+def target_languages(cfg, spec: TaskSpec) -> list[str]:
+    """eval.languages, checked; ``all``: every declared language with a file of eval.split (all declared ones for
+    hub data)."""
+    data_dir = cfg.task.data_dir
+    if cfg.eval.languages == "all":
+        targets = available_languages(spec, data_dir, cfg.eval.split) if data_dir else list(spec.languages)
+        if not targets:
+            raise XLTuneError(f"no {cfg.eval.split!r} files for task {spec.name} in {data_dir}")
+        return targets
+    targets = list(cfg.eval.languages)
+    for lang in targets:
+        if lang not in spec.languages:
+            raise unknown_name("target language", lang, spec.languages, f"task {spec.name}")
+    return targets
+
+
+def test_sets(cfg, spec: TaskSpec, targets: list[str]) -> dict[str, list]:
+    """Each target language's evaluation examples (eval.split; the first eval.max_examples when capped)."""
     test = {}
     for lang in targets:
-        exs = load_examples(spec, data_dir, cfg.eval.split, lang)
+        exs = load_examples(spec, cfg.task.data_dir, cfg.eval.split, lang)
         test[lang] = exs[: cfg.eval.max_examples] if cfg.eval.max_examples else exs
-    return Prepared(cfg, spec, list(cfg.train.languages), targets, pool, dev, test)
+    return test
+
+
+def prepare_evaluation(cfg) -> Prepared:
+    """What evaluating a trained model needs: the spec and the target languages' evaluation sets (no pools, no
+    dev sets: nothing trains)."""
+    spec = resolve_task(cfg.task)
+    data_dir = cfg.task.data_dir
+    if data_dir and not Path(data_dir).is_dir():
+        raise XLTuneError(f"task.data_dir {data_dir} is not a folder (set it to the folder with the task's files, "
+                          f"or null to load from the hub)")
+    targets = target_languages(cfg, spec)
+    return Prepared(cfg, spec, list(cfg.train.languages), targets, {}, {}, test_sets(cfg, spec, targets))
 
 
 def check_data(cfg) -> str:
