@@ -342,6 +342,7 @@ def resolve_paths(cfg: ExperimentConfig, base: Path | None = None) -> Experiment
         cfg.task.template = absolute(cfg.task.template)  # a file; a bare name is a shipped template
     if cfg.train.translations.parallel_file:
         cfg.train.translations.parallel_file = absolute(cfg.train.translations.parallel_file)
+    cfg.method.resolve_paths(absolute)  # files a method reads (e.g. language modules)
     for o in cfg.objectives:  # files an objective reads (e.g. distillation's unlabelled text)
         for k, v in getattr(o, "text", {}).items():
             o.text[k] = absolute(v)
