@@ -8,6 +8,7 @@ Without ``language_modules`` it is lora (the ablation: the same task LoRA, no la
 
 from __future__ import annotations
 
+import warnings
 from dataclasses import dataclass
 
 from ..errors import XLTuneError
@@ -49,8 +50,10 @@ def build(backbone, settings: LangLoraSettings, task_kind: str, num_labels: int,
     configs[TASK] = LoraConfig(r=settings.r, lora_alpha=settings.alpha, lora_dropout=settings.dropout,
                                target_modules=targets)
     try:
-        for name, cfg in configs.items():
-            inject_adapter_in_model(cfg, backbone.model, adapter_name=name)
+        with warnings.catch_warnings():  # peft warns that a second adapter joins the first: that is the point
+            warnings.filterwarnings("ignore", message="Already found a `peft_config`")
+            for name, cfg in configs.items():
+                inject_adapter_in_model(cfg, backbone.model, adapter_name=name)
     except ValueError as e:
         raise XLTuneError(f"method lang_lora: {e}") from None
     for module in backbone.model.modules():

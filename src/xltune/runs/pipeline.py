@@ -124,7 +124,7 @@ def evaluate_languages(ctx: RunContext, runner) -> tuple[list[LanguageResult], d
         ctx.log(f"   note: {windowed} evaluation sentence(s) longer than {cfg.model.max_length} sub-words were "
                 f"windowed")
     what = cfg.method.name if ctx.method.runner != "in_context" else f"in_context K={cfg.train.shots}"
-    ctx.log(format_table(results, f"   {spec.name} {cfg.eval.split}  seed {ctx.seed}  ({what})"))
+    ctx.log(format_table(results, f"   {spec.name} {cfg.eval.split}  seed {ctx.seed}  ({what})", facts))
     out = {"truncated": truncated, "windowed": windowed}
     if facts:
         out["per_language"] = facts
@@ -140,7 +140,7 @@ def record(ctx: RunContext, fit: Fit, results: list[LanguageResult], facts: dict
     if cfg.save_checkpoint and fit.train is not None:
         save_trainable(ctx.model, Path(cfg.output_dir) / ctx.run_id, cfg)
     trainable, total = ctx.model.count_parameters()
-    extra = {**fit.extra, "truncated": facts.get("truncated", 0) + fit.truncated, "windowed": facts.get("windowed", 0),
+    extra = {**ctx.facts, **fit.extra, "truncated": facts.get("truncated", 0) + fit.truncated, "windowed": facts.get("windowed", 0),
              "decoder": ctx.backbone.is_decoder, "task_kind": spec.kind}
     if "per_language" in facts:
         extra["per_language"] = facts["per_language"]
