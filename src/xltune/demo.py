@@ -34,7 +34,24 @@ VARIANTS: dict[str, list[str]] = {
     "finetune+tcl+lcl": ["method.name=finetune", "train.lr=1e-3"] + _DCL,
     "prompt": ["method.name=prompt", "method.length=8", "train.lr=1e-2"],
     "lora": ["method.name=lora", "train.lr=3e-3"],
+    # Language modules (docs/methods.md), each trained on its language's corpus of the world and cached with it;
+    # "adapter" and "lora" are the same task parts without language modules (the ablations).
+    "mad_x": ["method.name=mad_x", "train.lr=3e-3"],
+    "adapter": ["method.name=mad_x", "train.lr=3e-3"],
+    "lang_prefix": ["method.name=lang_prefix", "method.prefix_length=8", "method.prefix_positions=keep",
+                    "train.lr=1e-2"],
+    "lang_lora": ["method.name=lang_lora", "train.lr=3e-3"],
 }
+
+
+def module_settings():
+    """Variant -> how its language modules are trained on the world's corpus (None: no modules)."""
+    from .langmod.train import ModuleTrainConfig
+
+    common = {"steps": 300, "batch_size": 32, "max_length": 48, "dev_lines": 200, "save_every": 100}
+    return {"mad_x": ModuleTrainConfig(kind="adapter", **common),
+            "lang_prefix": ModuleTrainConfig(kind="prefix", prefix_length=8, prefix_positions="keep", **common),
+            "lang_lora": ModuleTrainConfig(kind="lora", **common)}
 
 
 @dataclass
@@ -51,6 +68,7 @@ class DemoConfig:
     report_dir: str | None = "xltune-demo-report"
     fresh: bool = False
     extra: list[str] = field(default_factory=list)  # --set overrides of the run config
+    module: dict = field(default_factory=dict)  # --module overrides of the language modules' training
 
     def __post_init__(self) -> None:
         if not 1 <= self.shots <= 256:
@@ -101,7 +119,13 @@ def run_demo(demo: DemoConfig, world_overrides: dict | None = None, log=print, p
     results: dict[str, dict[str, list[float]]] = {}
     for method in demo.methods:
         t = time.perf_counter()
-        cfg = load_config(None, run_configs(data_dir, model_dir, langs, source, demo, method, others[:3]))
+        sets = run_configs(data_dir, model_dir, langs, source, demo, method, others[:3])
+        if method in module_settings():
+            mcfg = dataclasses.replace(module_settings()[method], **demo.module)
+            folder = ensure_world_modules(data_dir, model_dir, langs, mcfg, log=_indent(log))
+            sets.append(f"method.language_modules={folder}")
+            timings[f"{method} modules"] = time.perf_counter() - t
+        cfg = load_config(None, sets)
         runs = run_experiment(cfg, log=_indent(log))
         timings[method] = time.perf_counter() - t
         per_lang: dict[str, list[float]] = {}
@@ -129,6 +153,26 @@ def run_demo(demo: DemoConfig, world_overrides: dict | None = None, log=print, p
     log(f"runs are in {Path(demo.store).resolve()} (read them with `xltune report --store {demo.store} --out DIR`)")
     return {"timings": timings, "results": results, "source": source, "languages": langs, "facts": facts,
             "resources": resources, "tokstats": tokstats}
+
+
+def ensure_world_modules(data_dir: Path, model_dir: Path, langs: list[str], cfg, log=print) -> Path:
+    """Language modules of every language, each trained on its corpus of the world, cached with the world (beside
+    its data and model, one folder per module setting); modules already there are reused."""
+    import dataclasses
+    import hashlib
+    import json
+
+    from .config import ModelConfig
+    from .langmod.train import train_language_module
+
+    key = hashlib.sha256(json.dumps(dataclasses.asdict(cfg), sort_keys=True).encode()).hexdigest()[:10]
+    folder = Path(data_dir).parent / "modules" / f"{cfg.kind}-{key}"
+    t = time.perf_counter()
+    for lang in langs:
+        train_language_module(ModelConfig(name_or_path=str(model_dir)), lang, [Path(data_dir) / "corpus" / f"{lang}.txt"],
+                              folder, cfg, log=lambda msg: log(msg) if " module for " in msg else None)
+    log(f"{cfg.kind} language modules ({len(langs)} languages): {folder} ({time.perf_counter() - t:.1f} s)")
+    return folder
 
 
 def write_tokstats(data_dir: Path, model_dir: Path, langs: list[str], path: Path) -> Path:

@@ -339,6 +339,7 @@ def train_language_module(model_cfg, lang: str, text_files: list[Path], out: str
     curve: list = state["curve"] if state else []
     tokens = state["tokens"] if state else 0
     seconds = state["seconds"] if state else 0.0
+    cpu_seconds = state.get("cpu_seconds", 0.0) if state else 0.0  # on a shared machine wall time is the neighbours'
     if state:
         log(f"{folder}: resuming at step {step} of {total}")
     for p in head_params:
@@ -350,7 +351,7 @@ def train_language_module(model_cfg, lang: str, text_files: list[Path], out: str
 
     bar = tqdm(total=total, initial=step, desc=f"{lang} {cfg.kind}", unit="step", leave=False,
                disable=not sys.stderr.isatty())
-    t0 = time.perf_counter()
+    t0, c0 = time.perf_counter(), time.process_time()
     window: list[float] = []
 
     def run(model, params: list[nn.Parameter], phase: int, phase_start: int, phase_steps: int, optimizer):
@@ -382,7 +383,8 @@ def train_language_module(model_cfg, lang: str, text_files: list[Path], out: str
                 on_step(step)
 
     def save(optimizer, phase: int) -> None:
-        blob = {"step": step, "phase": phase, "curve": curve, "tokens": tokens, "seconds": seconds + time.perf_counter() - t0,
+        blob = {"step": step, "phase": phase, "curve": curve, "tokens": tokens,
+                "seconds": seconds + time.perf_counter() - t0, "cpu_seconds": cpu_seconds + time.process_time() - c0,
                 "optimizer": optimizer.state_dict(), "head": [p.detach().cpu() for p in head_params],
                 "module": {k: p.detach().cpu() for k, p in module_params.items()}, "dev_before": dev_before}
         tmp = folder / f"{RESUME}.tmp"
@@ -421,6 +423,7 @@ def train_language_module(model_cfg, lang: str, text_files: list[Path], out: str
     bar.close()
     dev_after = dev_loss(objective, model, dev_ids, pad, device, cfg.seed, cfg.batch_size)
     seconds += time.perf_counter() - t0
+    cpu_seconds += time.process_time() - c0
 
     manifest = {
         "kind": cfg.kind, "lang": lang, "architecture": arch,
@@ -431,7 +434,8 @@ def train_language_module(model_cfg, lang: str, text_files: list[Path], out: str
         "text": [{**t, "lines": len(f)} for t, f in zip(texts, per_file)],
         "text_sha256": hashlib.sha256("".join(t["sha256"] for t in texts).encode()).hexdigest(),
         "train": {"steps": cfg.steps, "head_steps": head_steps, "lines": len(train_ids), "dev_lines": len(dev_ids),
-                  "tokens_seen": tokens, "seconds": round(seconds, 1), "loss_curve": curve,
+                  "tokens_seen": tokens, "seconds": round(seconds, 1),
+                  "cpu_seconds": round(cpu_seconds, 1), "loss_curve": curve,
                   "dev_loss": {"without_module": dev_before, "with_module": dev_after}},
         "config": dataclasses.asdict(cfg), "job": job, "job_hash": key, "xltune": __version__,
         "created": time.strftime("%Y-%m-%dT%H:%M:%SZ", time.gmtime()),
@@ -440,7 +444,8 @@ def train_language_module(model_cfg, lang: str, text_files: list[Path], out: str
     write_module(folder, module_params, manifest, extra)
     for name in (RESUME, JOB):
         (folder / name).unlink(missing_ok=True)
-    log(f"{folder}: {cfg.kind} module for {lang}, {cfg.steps} steps, {tokens:,} tokens in {seconds:.0f} s; dev loss "
+    log(f"{folder}: {cfg.kind} module for {lang}, {cfg.steps} steps, {tokens:,} tokens in {seconds:.0f} s "
+        f"({cpu_seconds:.0f} CPU s); dev loss "
         f"{dev_before} without the module -> {dev_after} with it")
     return folder
 
