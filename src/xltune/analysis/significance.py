@@ -249,23 +249,55 @@ def compare_variants(
     seed: int = 0,
 ) -> Comparison:
     """Paired bootstrap (per language and language average) and seed tests of variant A vs variant B."""
+    boot = language_bootstraps(store, variant_a, variant_b, split=split, metric=metric, langs=langs,
+                               n_resamples=n_resamples, seed=seed)
+    per_lang = [BootstrapResult(lang, metric, obs, *summarize(obs, diffs), n, boot.seeds, n_resamples)
+                for lang, (obs, diffs, n) in boot.langs.items()]
+    average = None
+    if len(boot.langs) > 1:
+        obs = float(np.mean([o for o, _, _ in boot.langs.values()]))
+        diffs = np.mean([d for _, d, _ in boot.langs.values()], axis=0)
+        average = BootstrapResult(AVG, metric, obs, *summarize(obs, diffs), sum(r.n_examples for r in per_lang),
+                                  boot.seeds, n_resamples)
+    seed_tests = _seed_tests(boot.values, boot.runs_a, boot.runs_b, list(boot.seeds), list(boot.langs))
+    return Comparison(boot.task, boot.label_a, boot.label_b, split, metric, per_lang, average, seed_tests,
+                      boot.skipped)
+
+
+@dataclass
+class LanguageBootstraps:
+    """Per language: (observed seed-averaged difference A - B, its bootstrap distribution, examples)."""
+
+    task: str
+    label_a: str
+    label_b: str
+    seeds: tuple[int, ...]
+    langs: dict[str, tuple[float, np.ndarray, int]]
+    skipped: list[str]
+    values: dict
+    runs_a: dict[int, str]
+    runs_b: dict[int, str]
+
+
+def language_bootstraps(store: Store, variant_a: str, variant_b: str, *, split: str = "test",
+                        metric: str = "accuracy", langs: Sequence[str] | None = None,
+                        n_resamples: int = N_RESAMPLES, seed: int = 0) -> LanguageBootstraps:
+    """The paired bootstrap of every language (matched seeds, each language resampled on its own)."""
     runs_a, runs_b = variant_runs(store, variant_a), variant_runs(store, variant_b)
     if not runs_a or not runs_b:
         raise XLTuneError(f"no runs of variant {variant_a if not runs_a else variant_b}")
     first_a = store.runs(run_id=next(iter(runs_a.values())))[0]
     first_b = store.runs(run_id=next(iter(runs_b.values())))[0]
-    task, method_a, method_b = first_a["task"], first_a["variant_label"], first_b["variant_label"]
+    task, label_a, label_b = first_a["task"], first_a["variant_label"], first_b["variant_label"]
     seeds = sorted(set(runs_a) & set(runs_b))
     if not seeds:
         raise XLTuneError(
-            f"{task}: no matched seeds between {method_a} (seeds {sorted(runs_a)}) and {method_b} (seeds {sorted(runs_b)})"
+            f"{task}: no matched seeds between {label_a} (seeds {sorted(runs_a)}) and {label_b} (seeds {sorted(runs_b)})"
         )
     values = _metric_values(store, [runs_a[s] for s in seeds] + [runs_b[s] for s in seeds], split, metric)
     all_langs = sorted({lang for (_, lang) in values})
     rng = np.random.default_rng(seed)
-    per_lang: list[BootstrapResult] = []
-    lang_diffs: list[np.ndarray] = []
-    lang_obs: list[float] = []
+    out: dict[str, tuple[float, np.ndarray, int]] = {}
     skipped: list[str] = []
     for lang in langs if langs is not None else all_langs:
         pairs = []
@@ -280,19 +312,39 @@ def compare_variants(
         # every seed pair must be scored on the same examples: restrict to the indices all pairs share
         pairs = _common_examples(pairs)
         obs, diffs = bootstrap_diffs(pairs, n_resamples, rng)
-        lo, hi, p = summarize(obs, diffs)
-        per_lang.append(BootstrapResult(lang, metric, obs, lo, hi, p, pairs[0][0].num.size, tuple(seeds), n_resamples))
-        lang_diffs.append(diffs)
-        lang_obs.append(obs)
-    average = None
-    if len(lang_diffs) > 1:
-        obs = float(np.mean(lang_obs))
-        diffs = np.mean(lang_diffs, axis=0)
-        lo, hi, p = summarize(obs, diffs)
-        average = BootstrapResult(AVG, metric, obs, lo, hi, p, sum(r.n_examples for r in per_lang), tuple(seeds), n_resamples)
-    tested = [r.lang for r in per_lang]
-    seed_tests = _seed_tests(values, runs_a, runs_b, seeds, tested)
-    return Comparison(task, method_a, method_b, split, metric, per_lang, average, seed_tests, skipped)
+        out[lang] = (obs, diffs, pairs[0][0].num.size)
+    return LanguageBootstraps(task, label_a, label_b, tuple(seeds), out, skipped, values, runs_a, runs_b)
+
+
+@dataclass(frozen=True)
+class GroupGain:
+    group: str
+    langs: tuple[str, ...]
+    diff: float  # mean over the group's languages of the seed-averaged difference A - B
+    ci_low: float
+    ci_high: float
+    p_value: float
+
+
+def compare_groups(store: Store, variant_a: str, variant_b: str, groups: dict[str, Sequence[str]], *,
+                   split: str = "test", metric: str = "accuracy", n_resamples: int = N_RESAMPLES,
+                   seed: int = 0) -> list[GroupGain]:
+    """A - B averaged over each group of languages (e.g. high / low resource), with paired-bootstrap 95 % CIs, and
+    for two groups the contrast (second - first: "does A gain more in the second group?") on the same resamples."""
+    boot = language_bootstraps(store, variant_a, variant_b, split=split, metric=metric, n_resamples=n_resamples,
+                               seed=seed)
+    out, dists = [], {}
+    for name, langs in groups.items():
+        have = tuple(lg for lg in langs if lg in boot.langs)
+        if not have:
+            continue
+        obs = float(np.mean([boot.langs[lg][0] for lg in have]))
+        dists[name] = (obs, np.mean([boot.langs[lg][1] for lg in have], axis=0))
+        out.append(GroupGain(name, have, obs, *summarize(*dists[name])))
+    if len(dists) == 2:
+        (n1, (o1, d1)), (n2, (o2, d2)) = dists.items()
+        out.append(GroupGain(f"{n2} - {n1}", (), o2 - o1, *summarize(o2 - o1, d2 - d1)))
+    return out
 
 
 def _common_examples(pairs: list[tuple[ExampleStats, ExampleStats]]) -> list[tuple[ExampleStats, ExampleStats]]:
