@@ -86,6 +86,9 @@ def test_demo_with_language_modules_trains_them_once_per_world(tmp_path, capsys,
         row = next(line for line in table.splitlines() if line.startswith(lang))
         assert len(re.findall(r"\d+\.\d ± \d+\.\d", row)) == 3, row
     assert out.count("module for ") == 2 * len(LANGS)  # an adapter and a prefix module per language
+    gains = out[out.index("Gains of language modules"):]
+    assert "high: xcyr; low: xtfn" in gains and re.search(r"mad_x - adapter +[+-]\d+\.\d \[", gains)
+    assert "lang_prefix - deep_prompt" not in gains  # deep_prompt did not run
     # cached with the world: beside its data and model, reused by the next demo
     kinds = sorted(p.parent.parent.name.split("-")[0] for p in cache.rglob("modules/*/*/manifest.json"))
     assert kinds == ["adapter"] * len(LANGS) + ["prefix"] * len(LANGS)

@@ -217,7 +217,8 @@ def test_task_training_leaves_backbone_and_language_module_bit_identical(kind, m
     slot.load("en")
     frozen = {n: p.detach().clone() for n, p in model.named_parameters() if not p.requires_grad}
     trained = {n: p.detach().clone() for n, p in model.named_parameters() if p.requires_grad}
-    assert any(n in frozen for n in (n for n, p in model.named_parameters() if any(p is q for q in slot.params.values())))
+    in_slot = [n for n, p in model.named_parameters() if any(p is q for q in slot.params.values())]
+    assert in_slot and all(n in frozen for n in in_slot)  # the language module is frozen: checked below
     opt = torch.optim.AdamW([p for p in model.parameters() if p.requires_grad], lr=0.1)
     enc = backbone.tokenizer(["a quick fox jumps", "mbwa mvivu"], return_tensors="pt", padding=True)
     for _ in range(2):

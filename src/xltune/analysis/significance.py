@@ -292,7 +292,8 @@ def language_bootstraps(store: Store, variant_a: str, variant_b: str, *, split: 
     seeds = sorted(set(runs_a) & set(runs_b))
     if not seeds:
         raise XLTuneError(
-            f"{task}: no matched seeds between {label_a} (seeds {sorted(runs_a)}) and {label_b} (seeds {sorted(runs_b)})"
+            f"{task}: no matched seeds between {label_a} (seeds {sorted(runs_a)}) and {label_b} "
+            f"(seeds {sorted(runs_b)})"
         )
     values = _metric_values(store, [runs_a[s] for s in seeds] + [runs_b[s] for s in seeds], split, metric)
     all_langs = sorted({lang for (_, lang) in values})

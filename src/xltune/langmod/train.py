@@ -236,7 +236,8 @@ def collate(rows: list[list[int]], pad: int, device) -> tuple[torch.Tensor, torc
 
 # -- the job -----------------------------------------------------------------------------------------------------
 def job_of(model: str, lang: str, texts: list[dict], cfg: ModuleTrainConfig) -> dict:
-    return {"model": model, "lang": lang, "text_sha256": [t["sha256"] for t in texts], "config": dataclasses.asdict(cfg)}
+    return {"model": model, "lang": lang, "text_sha256": [t["sha256"] for t in texts],
+            "config": dataclasses.asdict(cfg)}
 
 
 def _job_hash(job: dict) -> str:
@@ -352,7 +353,7 @@ def train_language_module(model_cfg, lang: str, text_files: list[Path], out: str
     bar = tqdm(total=total, initial=step, desc=f"{lang} {cfg.kind}", unit="step", leave=False,
                disable=not sys.stderr.isatty())
     t0, c0 = time.perf_counter(), time.process_time()
-    window: list[float] = []
+    window: list[float] = state.get("window", []) if state else []  # losses since the last curve point
 
     def run(model, params: list[nn.Parameter], phase: int, phase_start: int, phase_steps: int, optimizer):
         nonlocal step, tokens
@@ -383,7 +384,7 @@ def train_language_module(model_cfg, lang: str, text_files: list[Path], out: str
                 on_step(step)
 
     def save(optimizer, phase: int) -> None:
-        blob = {"step": step, "phase": phase, "curve": curve, "tokens": tokens,
+        blob = {"step": step, "phase": phase, "curve": curve, "window": list(window), "tokens": tokens,
                 "seconds": seconds + time.perf_counter() - t0, "cpu_seconds": cpu_seconds + time.process_time() - c0,
                 "optimizer": optimizer.state_dict(), "head": [p.detach().cpu() for p in head_params],
                 "module": {k: p.detach().cpu() for k, p in module_params.items()}, "dev_before": dev_before}

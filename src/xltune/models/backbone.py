@@ -160,7 +160,7 @@ def load_config(name: str) -> Any:
         raise _hub_error(name, e) from None
 
 
-def _load_model(name: str, config: Any, dtype: torch.dtype, attn: str, auto: Any = None) -> nn.Module:
+def _load_model(name: str, config: Any, dtype: torch.dtype, attn: str, auto: Any = None) -> Any:
     """``auto`` (default AutoModel) ``.from_pretrained``; a model class with a head (AutoModelForMaskedLM, ...)
     returns ``(model, loading_info)`` so the caller can tell a head the checkpoint lacks (newly initialised)."""
     from transformers import AutoModel
@@ -281,10 +281,7 @@ def load_lm(cfg: ModelConfig, device: torch.device | str | None = None) -> tuple
     prefix = model.base_model_prefix + "."
     fresh = sorted(k for k in info.get("missing_keys", ()) if not k.startswith(prefix))
     model.to(device)
-    backbone = backbone_from_model(model.base_model, tokenizer, kind=cfg.kind, name=name)
-    if backbone.is_decoder != is_decoder:
-        backbone.is_decoder = is_decoder
-    return backbone, model, fresh
+    return backbone_from_model(model.base_model, tokenizer, kind=cfg.kind, name=name), model, fresh
 
 
 def backbone_from_model(model: nn.Module, tokenizer: Any = None, kind: str = "auto", name: str = "") -> Backbone:

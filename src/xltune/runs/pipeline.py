@@ -140,8 +140,8 @@ def record(ctx: RunContext, fit: Fit, results: list[LanguageResult], facts: dict
     if cfg.save_checkpoint and fit.train is not None:
         save_trainable(ctx.model, Path(cfg.output_dir) / ctx.run_id, cfg)
     trainable, total = ctx.model.count_parameters()
-    extra = {**ctx.facts, **fit.extra, "truncated": facts.get("truncated", 0) + fit.truncated, "windowed": facts.get("windowed", 0),
-             "decoder": ctx.backbone.is_decoder, "task_kind": spec.kind}
+    extra = {**ctx.facts, **fit.extra, "truncated": facts.get("truncated", 0) + fit.truncated,
+             "windowed": facts.get("windowed", 0), "decoder": ctx.backbone.is_decoder, "task_kind": spec.kind}
     if "per_language" in facts:
         extra["per_language"] = facts["per_language"]
     rec = RunRecord(
