@@ -202,3 +202,25 @@ def test_chance_check(tmp_path):
     gold = [g for _, g, _ in _fixed(n, 0)]
     assert low.baseline == pytest.approx(max(gold.count(c) for c in set(gold)) / n)
     assert not low.above and high.above and high.score == pytest.approx(700 / n)
+
+
+def test_group_gains_and_their_contrast(tmp_path):
+    """A gains 20 points in the low group (sw, yo) and 0 in the high group (de): the group CIs and the contrast
+    (low - high) cover the truth, and the high group's gain is not called significant."""
+    rng = np.random.default_rng(4)
+    n = 1500
+    with Store(tmp_path / "r.sqlite") as store:
+        for seed in (1, 2, 3):
+            a = {"de": _rows_with_accuracy(n, 0.7, rng), "sw": _rows_with_accuracy(n, 0.6, rng, 1),
+                 "yo": _rows_with_accuracy(n, 0.55, rng, 2)}
+            b = {"de": a["de"], "sw": _rows_with_accuracy(n, 0.4, rng, 1), "yo": _rows_with_accuracy(n, 0.35, rng, 2)}
+            _run(store, "mad_x", seed, a)
+            _run(store, "adapter", seed, b)
+        va, _ = sig.find_variant(store, method="mad_x")
+        vb, _ = sig.find_variant(store, method="adapter")
+        high, low, contrast = sig.compare_groups(store, va, vb, {"high": ["de"], "low": ["sw", "yo"]},
+                                                 n_resamples=400, seed=0)
+    assert (high.group, high.langs, high.diff, high.p_value) == ("high", ("de",), 0.0, 1.0)
+    assert low.langs == ("sw", "yo") and low.diff == pytest.approx(0.20) and low.ci_low > 0.15 and low.p_value < 0.01
+    assert contrast.group == "low - high" and contrast.diff == pytest.approx(0.20)
+    assert contrast.ci_low < 0.20 < contrast.ci_high and contrast.ci_low > 0

@@ -80,6 +80,31 @@ def test_demo_command_end_to_end_and_cached_rerun(tmp_path, capsys, cache):
     assert again[again.index("NLI accuracy (%)"):again.index("stage times")] == table[:table.index("stage times")]
 
 
+def test_demo_with_language_modules_trains_them_once_per_world(tmp_path, capsys, cache):
+    args = [a if a != "finetune,deep_prompt" else "adapter,mad_x,lang_prefix" for a in demo_args(tmp_path)]
+    args += ["--module", "steps=2", "--module", "batch_size=4", "--module", "dev_lines=0", "--no-report"]
+    assert main(args) == 0
+    out = capsys.readouterr().out
+    table = out[out.index("NLI accuracy (%)"):]
+    assert all(m in table.splitlines()[1] for m in ("adapter", "mad_x", "lang_prefix"))
+    for lang in LANGS:
+        row = next(line for line in table.splitlines() if line.startswith(lang))
+        assert len(re.findall(r"\d+\.\d ± \d+\.\d", row)) == 3, row
+    assert out.count("module for ") == 2 * len(LANGS)  # an adapter and a prefix module per language
+    gains = out[out.index("Gains of language modules"):]
+    assert "high: xcyr; low: xtfn" in gains and re.search(r"mad_x - adapter +[+-]\d+\.\d \[", gains)
+    assert "lang_prefix - deep_prompt" not in gains  # deep_prompt did not run
+    # cached with the world: beside its data and model, reused by the next demo
+    kinds = sorted(p.parent.parent.name.split("-")[0] for p in cache.rglob("modules/*/*/manifest.json"))
+    assert kinds == ["adapter"] * len(LANGS) + ["prefix"] * len(LANGS)
+    with Store(tmp_path / "demo.sqlite") as s:
+        extra = {(r["variant_label"], r["seed"]): r["extra"] for r in s.runs()}
+    facts = [e["per_language"] for (label, _), e in extra.items() if "language_modules" in e]
+    assert len(facts) == 4 and all(f == {lang: {"module": lang} for lang in LANGS} for f in facts)
+    assert main(args + ["--store", str(tmp_path / "again.sqlite")]) == 0
+    assert "module for " not in capsys.readouterr().out
+
+
 def test_resource_sweep_rebuilds_the_world_per_level(tmp_path):
     languages = select_languages(LANGS, WorldConfig().languages)
     world = parse_knobs(WORLD[1::2], WorldConfig, "--world")
@@ -161,7 +186,7 @@ def test_parse_knobs_reads_yaml_values():
 def test_every_demo_variant_is_a_valid_run_config(tmp_path, variant):
     cfg = load_config(None, run_configs(tmp_path / "data", tmp_path / "model", LANGS, "xlat", DemoConfig(), variant,
                                        LANGS[1:]))
-    assert cfg.method.name == variant.split("+")[0] and cfg.train.shots == 256
+    assert cfg.method.name == {"adapter": "mad_x"}.get(variant, variant.split("+")[0]) and cfg.train.shots == 256
     assert (cfg.objective_tag != "none") == variant.endswith("+tcl+lcl")
     if variant.endswith("+tcl+lcl"):
         assert cfg.train.translations.languages == LANGS[1:]

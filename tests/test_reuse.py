@@ -310,9 +310,11 @@ def test_run_folders_know_every_path_a_config_holds(tmp_path, monkeypatch):
 
     monkeypatch.chdir(tmp_path)
     (tmp_path / "m").mkdir()
+    (tmp_path / "mt").mkdir()
     cfg = load_config(None, [
         "model.name_or_path=./m", "task.data_dir=data", "task.template=t.yaml",
         "train.translations.parallel_file=p.tsv", "store=s.sqlite", "output_dir=out",
+        "train.translate.by=mt", "train.translate.model=./mt",
         "objectives=[{name: cross_entropy}, {name: distillation, teacher: abc, teacher_store: t.sqlite, "
         "text: {de: de.txt}}]"])
     before, after = cfg.to_dict(), resolve_paths(copy.deepcopy(cfg)).to_dict()
@@ -326,7 +328,13 @@ def test_run_folders_know_every_path_a_config_holds(tmp_path, monkeypatch):
 
     changed = {k for k, v in leaves(after).items() if leaves(before).get(k) != v}
     assert changed == {name for name, _, _ in path_slots(after)}
-    assert len(changed) == 8
+    assert len(changed) == 9
+    for modules in ("mods", "{sw: mods/sw, de: mods/de}"):  # a method's own paths: one folder, or one per language
+        cfg = load_config(None, ["model.name_or_path=./m", "method.name=mad_x", f"method.language_modules={modules}"])
+        before, after = cfg.to_dict(), resolve_paths(copy.deepcopy(cfg)).to_dict()
+        changed = {k for k, v in leaves(after).items() if leaves(before).get(k) != v}
+        assert {k for k in changed if k.startswith("method.")} == \
+            {name for name, _, _ in path_slots(after) if name.startswith("method.")} != set()
 
 
 def test_runs_without_a_model_to_reuse_say_why(tiny_xglm_dir, tmp_path, capsys):

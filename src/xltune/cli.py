@@ -14,7 +14,7 @@ from .errors import XLTuneError
 
 # module names under xltune.commands, in the order `xltune --help` lists them
 COMMANDS = ["run", "sweep", "demo", "claims", "report", "runs", "results", "predict", "eval", "export", "tokstats",
-            "distill", "translate", "params", "tiny_model", "tasks"]
+            "distill", "translate", "params", "tiny_model", "lang_module", "tasks"]
 
 
 def build_parser() -> argparse.ArgumentParser:

@@ -413,6 +413,14 @@ def _path_slots(data: dict) -> list[tuple[dict, str, str, str]]:
         slots.append((tr, "parallel_file", "train.translations.parallel_file", "in"))
     if (tn := section("train")) is not None:
         slots.append((tn, "logging_dir", "train.logging_dir", "out"))
+    if (tt := section("train", "translate")) is not None:
+        slots.append((tt, "model", "train.translate.model", "model"))
+    if (me := section("method")) is not None:  # language modules: one folder, or one per language
+        modules = me.get("language_modules")
+        if isinstance(modules, dict):
+            slots += [(modules, lang, f"method.language_modules.{lang}", "in") for lang in modules]
+        else:
+            slots.append((me, "language_modules", "method.language_modules", "in"))
     slots += [(data, "store", "store", "out"), (data, "output_dir", "output_dir", "out")]
     objectives = data.get("objectives")
     for i, o in enumerate(objectives if isinstance(objectives, list) else []):
@@ -486,6 +494,9 @@ def resolve_paths(cfg: ExperimentConfig, base: Path | None = None) -> Experiment
         cfg.task.template = absolute(cfg.task.template)  # a file; a bare name is a shipped template
     if cfg.train.translations.parallel_file:
         cfg.train.translations.parallel_file = absolute(cfg.train.translations.parallel_file)
+    if cfg.train.translate.model and _is_local_path(cfg.train.translate.model, base):
+        cfg.train.translate.model = absolute(cfg.train.translate.model)
+    cfg.method.resolve_paths(absolute)  # files a method reads (e.g. language modules)
     for o in cfg.objectives:  # files an objective reads (e.g. distillation's unlabelled text)
         for k, v in getattr(o, "text", {}).items():
             o.text[k] = absolute(v)

@@ -34,7 +34,24 @@ VARIANTS: dict[str, list[str]] = {
     "finetune+tcl+lcl": ["method.name=finetune", "train.lr=1e-3"] + _DCL,
     "prompt": ["method.name=prompt", "method.length=8", "train.lr=1e-2"],
     "lora": ["method.name=lora", "train.lr=3e-3"],
+    # Language modules (docs/methods.md), each trained on its language's corpus of the world and cached with it;
+    # "adapter" and "lora" are the same task parts without language modules (the ablations).
+    "mad_x": ["method.name=mad_x", "train.lr=3e-3"],
+    "adapter": ["method.name=mad_x", "train.lr=3e-3"],
+    "lang_prefix": ["method.name=lang_prefix", "method.prefix_length=8", "method.prefix_positions=keep",
+                    "train.lr=1e-2"],
+    "lang_lora": ["method.name=lang_lora", "train.lr=3e-3"],
 }
+
+
+def module_settings():
+    """Variant -> how its language modules are trained on the world's corpus (None: no modules)."""
+    from .langmod.train import ModuleTrainConfig
+
+    common = {"steps": 200, "batch_size": 32, "max_length": 48, "dev_lines": 200, "save_every": 50}
+    return {"mad_x": ModuleTrainConfig(kind="adapter", **common),
+            "lang_prefix": ModuleTrainConfig(kind="prefix", prefix_length=8, prefix_positions="keep", **common),
+            "lang_lora": ModuleTrainConfig(kind="lora", **common)}
 
 
 @dataclass
@@ -54,6 +71,7 @@ class DemoConfig:
     # transfer settings (train.setting): the world is parallel by construction, so translate-train / -test use its
     # own translations (an oracle: human-quality translations, as named in the tables)
     settings: list[str] = field(default_factory=lambda: ["zero_shot"])
+    module: dict = field(default_factory=dict)  # --module overrides of the language modules' training
 
     def __post_init__(self) -> None:
         from .config import SETTINGS
@@ -107,10 +125,16 @@ def run_demo(demo: DemoConfig, world_overrides: dict | None = None, log=print, p
     log(f"world: {len(langs)} languages, source {source}; data {data_dir}; model {model_dir}")
 
     results: dict[str, dict[str, list[float]]] = {}
+    run_ids: dict[str, list[str]] = {}
     for method, setting in [(m, st) for m in demo.methods for st in demo.settings]:
         t = time.perf_counter()
         name = method if setting == "zero_shot" else f"{method} [{setting}]"
         sets = run_configs(data_dir, model_dir, langs, source, demo, method, others[:3])
+        if method in module_settings():
+            mcfg = dataclasses.replace(module_settings()[method], **demo.module)
+            folder = ensure_world_modules(data_dir, model_dir, langs, mcfg, log=_indent(log))
+            sets.append(f"method.language_modules={folder}")
+            timings[f"{name} modules"] = time.perf_counter() - t
         cfg = load_config(None, sets + ([f"train.setting={setting}"] if setting != "zero_shot" else []))
         runs = run_experiment(cfg, log=_indent(log))
         timings[name] = time.perf_counter() - t
@@ -121,7 +145,11 @@ def run_demo(demo: DemoConfig, world_overrides: dict | None = None, log=print, p
         if any(r.skipped for r in runs):
             per_lang = _from_store(demo.store, [r.run_id for r in runs])
         results[name] = per_lang
+        run_ids[name] = [r.run_id for r in runs]
     log(table(results, langs, world_cfg, facts, source))
+    gains = module_gains(demo.store, run_ids, world_cfg, source)
+    if gains:
+        log(gains)
     log(versions())  # the numbers above depend on them (docs/synthetic.md gives the set its table was made with)
     stem = str(Path(demo.store).with_suffix(""))
     resources = write_resource_table(facts, world_cfg, Path(stem + "-resources.tsv"))
@@ -159,6 +187,71 @@ def versions() -> str:
         except PackageNotFoundError:
             parts.append(f"{name} (not installed)")
     return "versions: " + ", ".join(parts)
+
+
+def ensure_world_modules(data_dir: Path, model_dir: Path, langs: list[str], cfg, log=print) -> Path:
+    """Language modules of every language, each trained on its corpus of the world, cached with the world (beside
+    its data and model, one folder per module setting); modules already there are reused."""
+    import dataclasses
+    import hashlib
+    import json
+
+    from .config import ModelConfig
+    from .langmod.train import train_language_module
+
+    key = hashlib.sha256(json.dumps(dataclasses.asdict(cfg), sort_keys=True).encode()).hexdigest()[:10]
+    folder = Path(data_dir).parent / "modules" / f"{cfg.kind}-{key}"
+    t = time.perf_counter()
+    for lang in langs:
+        train_language_module(ModelConfig(name_or_path=str(model_dir)), lang,
+                              [Path(data_dir) / "corpus" / f"{lang}.txt"], folder, cfg,
+                              log=lambda msg: log(msg) if " module for " in msg else None)
+    log(f"{cfg.kind} language modules ({len(langs)} languages): {folder} ({time.perf_counter() - t:.1f} s)")
+    return folder
+
+
+# (variant with language modules, the variant it is compared with): its own ablation first, then finetune
+MODULE_PAIRS = [("mad_x", "adapter"), ("lang_prefix", "deep_prompt"), ("lang_lora", "lora"), ("mad_x", "finetune"),
+                ("lang_prefix", "finetune"), ("lang_lora", "finetune")]
+
+
+def module_gains(store: str, run_ids: dict[str, list[str]], world_cfg, source: str, n_resamples: int = 1000) -> str:
+    """Do language modules help low-resource languages more? For each pair of MODULE_PAIRS the demo ran: the gain
+    (points) per target language and averaged over the high- and low-resource targets (high: more than an equal
+    share of the pretraining corpus), with two-level paired-bootstrap 95 % CIs (matched seeds, then test examples), and the
+    contrast low - high on the same resamples. Empty when no pair ran."""
+    from .analysis.significance import compare_groups, language_bootstraps, summarize
+    from .store import Store
+
+    pairs = [(a, b) for a, b in MODULE_PAIRS if a in run_ids and b in run_ids]
+    if not pairs:
+        return ""
+    total = sum(lang.resource for lang in world_cfg.languages)
+    share = {lang.code: lang.resource / total for lang in world_cfg.languages}
+    targets = [c for c in share if c != source]
+    groups = {"high": [c for c in targets if share[c] > 1 / len(share)],
+              "low": [c for c in targets if share[c] <= 1 / len(share)]}
+
+    def fmt(d: float, lo: float, hi: float) -> str:
+        return f"{100 * d:+.1f} [{100 * lo:+.1f}, {100 * hi:+.1f}]"
+
+    lines = [f"Gains of language modules (points; two-level paired bootstrap 95 % CI over matched seeds and test examples; "
+             f"targets only, source {source}); high: {', '.join(groups['high'])}; low: {', '.join(groups['low'])}",
+             f"{'':<26}" + "".join(f"{g:>22}" for g in ("high", "low", "low - high"))]
+    per_lang = {}
+    with Store(store) as s:
+        variant = {m: s.runs(run_id=ids[0])[0]["variant"] for m, ids in run_ids.items() if ids}
+        for a, b in pairs:
+            res = compare_groups(s, variant[a], variant[b], {k: v for k, v in groups.items() if v},
+                                 n_resamples=n_resamples)
+            lines.append(f"{a + ' - ' + b:<26}" + "".join(f"{fmt(r.diff, r.ci_low, r.ci_high):>22}" for r in res))
+            boot = language_bootstraps(s, variant[a], variant[b], langs=targets, n_resamples=n_resamples)
+            per_lang[a, b] = {lg: (obs, *summarize(obs, d)[:2]) for lg, (obs, d, _) in boot.langs.items()}
+    lines.append("per target language:")
+    lines.append(f"{'':<26}" + "".join(f"{lg:>22}" for lg in targets))
+    for (a, b), g in per_lang.items():
+        lines.append(f"{a + ' - ' + b:<26}" + "".join(f"{fmt(*g[lg]) if lg in g else '–':>22}" for lg in targets))
+    return "\n".join(lines)
 
 
 def write_tokstats(data_dir: Path, model_dir: Path, langs: list[str], path: Path) -> Path:

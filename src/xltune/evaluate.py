@@ -106,15 +106,17 @@ def words_from_subwords(features, subword_preds: list, n_words: Sequence[int], r
     return words
 
 
-def format_table(results: Sequence[LanguageResult], title: str = "") -> str:
-    """language | n | metric table with the average last."""
+def format_table(results: Sequence[LanguageResult], title: str = "", notes: dict[str, dict] | None = None) -> str:
+    """language | n | metric table with the average last; ``notes``: per-language facts (e.g. the language
+    module a method used) shown after the language's score."""
     if not results:
         return "(no results)"
     name = next(iter(results[0].metrics))
     lines = [title] if title else []
     lines.append(f"{'lang':<8}{'n':>7}  {name:>9}")
     for r in results:
-        lines.append(f"{r.lang:<8}{r.n:>7}  {100 * r.headline:>8.2f}%")
+        note = "  " + "; ".join(f"{k}: {v}" for k, v in notes[r.lang].items()) if notes and notes.get(r.lang) else ""
+        lines.append(f"{r.lang:<8}{r.n:>7}  {100 * r.headline:>8.2f}%{note}")
     avg = float(np.mean([r.headline for r in results]))
     lines.append(f"{'avg':<8}{sum(r.n for r in results):>7}  {100 * avg:>8.2f}%")
     return "\n".join(lines)

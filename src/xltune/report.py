@@ -262,6 +262,7 @@ def _build(doc, store, store_path, runs, metric_rows, table: ResourceTable, toks
 
     if sel is not None and sel.evaluations:
         _evaluations_section(doc, sel)
+    _language_facts_section(doc, runs)
     _shots_section(doc, rows, primary)
     _variance_section(doc, runs, metric_rows, primary)
     _resource_section(doc, rows, keys, cells, table, toks, base, primary)
@@ -285,6 +286,23 @@ def _evaluations_section(doc: Doc, sel) -> None:
     for (task, split, metric), rows in sorted(groups.items()):
         doc.h(3, f"{task}, {split} ({metric})")
         doc.table(*results_out.eval_pivot(rows, about))
+
+
+def _language_facts_section(doc: Doc, runs: Sequence[dict]) -> None:
+    """What a method's per-language hook recorded (e.g. the language module each target language used, and where
+    a language fell back to the source language's): one row per variant, one column per language."""
+    facts: dict[str, dict[str, set[str]]] = defaultdict(lambda: defaultdict(set))
+    for r in runs:
+        for lang, fact in (r["extra"].get("per_language") or {}).items():
+            facts[r["variant_label"]][lang].add("; ".join(f"{k}: {v}" for k, v in fact.items()))
+    if not facts:
+        return
+    doc.h(3, "Per-language facts (the method's per-language hook)")
+    doc.p("What each variant's method used in each target language, as stored with its results (e.g. which "
+          "language module was swapped in; a language without one falls back to the source language's).")
+    langs = sorted({lang for per in facts.values() for lang in per})
+    doc.table(["variant", *langs], [[label, *(" / ".join(sorted(per.get(lang, {"–"}))) for lang in langs)]
+                                    for label, per in sorted(facts.items())])
 
 
 def _test_split(keys: Sequence[tuple]) -> list[tuple]:

@@ -315,16 +315,58 @@ def compare_variants(
     seed: int = 0,
 ) -> Comparison:
     """Two-level paired bootstrap (per language and language average) and seed tests of variant A vs B."""
+    boot = language_bootstraps(store, variant_a, variant_b, split=split, metric=metric, langs=langs,
+                               n_resamples=n_resamples, seed=seed)
+    per_lang: list[BootstrapResult] = []
+    for lang, (obs, d, n) in boot.langs.items():
+        lo, hi, p = summarize(obs, d)
+        per_lang.append(BootstrapResult(lang, metric, obs, lo, hi, p, n, boot.seeds, n_resamples))
+    adjusted = holm([r.p_value for r in per_lang])
+    per_lang = [dataclasses.replace(r, p_holm=a) for r, a in zip(per_lang, adjusted)]
+    average = None
+    if boot.average is not None:
+        lo, hi, p = summarize(*boot.average)
+        average = BootstrapResult(AVG, metric, boot.average[0], lo, hi, p, sum(r.n_examples for r in per_lang),
+                                  boot.seeds, n_resamples)
+    seed_tests = _seed_tests(boot.values, boot.runs_a, boot.runs_b, list(boot.seeds), [r.lang for r in per_lang])
+    return Comparison(boot.task, boot.label_a, boot.label_b, split, metric, per_lang, average, seed_tests,
+                      boot.skipped, boot.joint, tuple(sorted(boot.runs_a)), tuple(sorted(boot.runs_b)))
+
+
+@dataclass
+class LanguageBootstraps:
+    """Per language: (observed seed-averaged difference A - B, its two-level bootstrap distribution, examples); all
+    languages' distributions come from the same seed draws (and item draws, when ``joint``), so their averages over
+    any group of languages are themselves bootstrap distributions."""
+
+    task: str
+    label_a: str
+    label_b: str
+    seeds: tuple[int, ...]
+    langs: dict[str, tuple[float, np.ndarray, int]]
+    average: tuple[float, np.ndarray] | None
+    joint: bool
+    skipped: list[str]
+    values: dict
+    runs_a: dict[int, str]
+    runs_b: dict[int, str]
+
+
+def language_bootstraps(store: Store, variant_a: str, variant_b: str, *, split: str = "test",
+                        metric: str = "accuracy", langs: Sequence[str] | None = None,
+                        n_resamples: int = N_RESAMPLES, seed: int = 0) -> LanguageBootstraps:
+    """The two-level paired bootstrap of every language (matched seeds; items jointly when the test sets are
+    translations of one another)."""
     runs_a, runs_b = variant_runs(store, variant_a), variant_runs(store, variant_b)
     if not runs_a or not runs_b:
         raise XLTuneError(f"no runs of variant {variant_a if not runs_a else variant_b}")
     first_a = store.runs(run_id=next(iter(runs_a.values())))[0]
     first_b = store.runs(run_id=next(iter(runs_b.values())))[0]
-    task, method_a, method_b = first_a["task"], first_a["variant_label"], first_b["variant_label"]
+    task, label_a, label_b = first_a["task"], first_a["variant_label"], first_b["variant_label"]
     seeds = sorted(set(runs_a) & set(runs_b))
     if not seeds:
         raise XLTuneError(
-            f"{task}: no matched seeds between {method_a} (seeds {sorted(runs_a)}) and {method_b} (seeds {sorted(runs_b)})"
+            f"{task}: no matched seeds between {label_a} (seeds {sorted(runs_a)}) and {label_b} (seeds {sorted(runs_b)})"
         )
     values = _metric_values(store, [runs_a[s] for s in seeds] + [runs_b[s] for s in seeds], split, metric)
     all_langs = sorted({lang for (_, lang) in values})
@@ -340,26 +382,14 @@ def compare_variants(
             skipped.append(lang)
             continue
         tested[lang] = _common_examples(pairs)  # every seed pair on the same examples
-    per_lang: list[BootstrapResult] = []
-    average = None
-    joint = False
+    out: dict[str, tuple[float, np.ndarray, int]] = {}
+    average, joint = None, False
     if tested:
         joint = _parallel(tested)
-        rng = np.random.default_rng(seed)
-        dists, avg = two_level_bootstrap(tested, n_resamples, rng, joint)
-        for lang, (obs, d) in dists.items():
-            lo, hi, p = summarize(obs, d)
-            per_lang.append(BootstrapResult(lang, metric, obs, lo, hi, p, tested[lang][0][0].num.size, tuple(seeds),
-                                            n_resamples))
-        adjusted = holm([r.p_value for r in per_lang])
-        per_lang = [dataclasses.replace(r, p_holm=a) for r, a in zip(per_lang, adjusted)]
-        if avg is not None:
-            lo, hi, p = summarize(*avg)
-            average = BootstrapResult(AVG, metric, avg[0], lo, hi, p, sum(r.n_examples for r in per_lang),
-                                      tuple(seeds), n_resamples)
-    seed_tests = _seed_tests(values, runs_a, runs_b, seeds, [r.lang for r in per_lang])
-    return Comparison(task, method_a, method_b, split, metric, per_lang, average, seed_tests, skipped, joint,
-                      tuple(sorted(runs_a)), tuple(sorted(runs_b)))
+        dists, average = two_level_bootstrap(tested, n_resamples, np.random.default_rng(seed), joint)
+        out = {lang: (obs, d, tested[lang][0][0].num.size) for lang, (obs, d) in dists.items()}
+    return LanguageBootstraps(task, label_a, label_b, tuple(seeds), out, average, joint, skipped, values, runs_a,
+                              runs_b)
 
 
 def _parallel(tested: dict[str, list[tuple[ExampleStats, ExampleStats]]]) -> bool:
@@ -369,6 +399,38 @@ def _parallel(tested: dict[str, list[tuple[ExampleStats, ExampleStats]]]) -> boo
     first = next(iter(tested.values()))[0][0]
     return all(pairs[0][0].idx.shape == first.idx.shape and np.array_equal(pairs[0][0].idx, first.idx)
                and pairs[0][0].gold == first.gold for pairs in tested.values())
+
+
+@dataclass(frozen=True)
+class GroupGain:
+    group: str
+    langs: tuple[str, ...]
+    diff: float  # mean over the group's languages of the seed-averaged difference A - B
+    ci_low: float
+    ci_high: float
+    p_value: float
+
+
+def compare_groups(store: Store, variant_a: str, variant_b: str, groups: dict[str, Sequence[str]], *,
+                   split: str = "test", metric: str = "accuracy", n_resamples: int = N_RESAMPLES,
+                   seed: int = 0) -> list[GroupGain]:
+    """A - B averaged over each group of languages (e.g. high / low resource), with two-level paired-bootstrap
+    95 % CIs, and for two groups the contrast (second - first: "does A gain more in the second group?") on the same
+    resamples."""
+    boot = language_bootstraps(store, variant_a, variant_b, split=split, metric=metric, n_resamples=n_resamples,
+                               seed=seed)
+    out, dists = [], {}
+    for name, langs in groups.items():
+        have = tuple(lg for lg in langs if lg in boot.langs)
+        if not have:
+            continue
+        obs = float(np.mean([boot.langs[lg][0] for lg in have]))
+        dists[name] = (obs, np.mean([boot.langs[lg][1] for lg in have], axis=0))
+        out.append(GroupGain(name, have, obs, *summarize(*dists[name])))
+    if len(dists) == 2:
+        (n1, (o1, d1)), (n2, (o2, d2)) = dists.items()
+        out.append(GroupGain(f"{n2} - {n1}", (), o2 - o1, *summarize(o2 - o1, d2 - d1)))
+    return out
 
 
 def _common_examples(pairs: list[tuple[ExampleStats, ExampleStats]]) -> list[tuple[ExampleStats, ExampleStats]]:

@@ -11,7 +11,9 @@ def add_parser(sub) -> None:
                    help="examples per class in the source language (1..256; default 256, the whole source train split)")
     p.add_argument("--seeds", default="1,2,3", help="comma-separated seeds (default 1,2,3)")
     p.add_argument("--methods", default="finetune,deep_prompt,deep_prompt+tcl+lcl",
-                   help="comma-separated: finetune, deep_prompt, deep_prompt+tcl+lcl, finetune+tcl+lcl, prompt, lora")
+                   help="comma-separated: finetune, deep_prompt, deep_prompt+tcl+lcl, finetune+tcl+lcl, prompt, lora, "
+                        "mad_x, adapter, lang_prefix, lang_lora (language modules are trained on the world's "
+                        "corpus and cached with it)")
     p.add_argument("--settings", default="zero_shot",
                    help="comma-separated transfer settings: zero_shot, translate_train, translate_test, "
                         "translate_train_all, few_shot_target (translations: the world's own, an oracle)")
@@ -28,6 +30,9 @@ def add_parser(sub) -> None:
                         "'nli_sizes={train: 300, dev: 60, test: 300}' (docs/synthetic.md)")
     p.add_argument("--pretrain", action="append", default=[], metavar="KEY=VALUE",
                    help="override a pretraining knob, e.g. steps=300, d_model=32, threads=1 (docs/synthetic.md)")
+    p.add_argument("--module", action="append", default=[], metavar="KEY=VALUE",
+                   help="override how the language modules of mad_x / lang_prefix / lang_lora are trained, e.g. "
+                        "steps=100, lr=3e-3 (the keys of `xltune lang-module train`)")
     p.add_argument("--source", help="source language (default: the one with the highest resource level)")
     p.add_argument("--resource", action="append", default=[], metavar="LANG=LEVEL",
                    help="override a language's resource level (share of the pretraining corpus, relative)")
@@ -57,6 +62,9 @@ def main(args) -> int:
         languages = select_languages([c.strip() for c in args.languages.split(",") if c.strip()], languages)
     languages = parse_resources(args.resource, languages)
     world = parse_knobs(args.world, WorldConfig, "--world")
+    from ..langmod.train import ModuleTrainConfig
+
+    demo.module = parse_knobs(args.module, ModuleTrainConfig, "--module")
     pretrain = PretrainConfig(**parse_knobs(args.pretrain, PretrainConfig, "--pretrain"))
     if args.resource_sweep:
         parse_sweep(args.resource_sweep)

@@ -48,6 +48,10 @@ class MethodSettings:
 
     name: str = setting(DEFAULT_METHOD, "the tuning method (see `xltune methods`); its own keys follow")
 
+    def resolve_paths(self, absolute: Callable[[str], str]) -> None:
+        """Make the files and folders this method reads absolute (``absolute(path) -> str``), so the stored
+        config re-runs from anywhere; a method with such settings overrides this."""
+
 
 @dataclass(frozen=True)
 class PeftExport:

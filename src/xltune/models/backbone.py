@@ -160,12 +160,17 @@ def load_config(name: str) -> Any:
         raise _hub_error(name, e) from None
 
 
-def _load_model(name: str, config: Any, dtype: torch.dtype, attn: str) -> nn.Module:
+def _load_model(name: str, config: Any, dtype: torch.dtype, attn: str, auto: Any = None) -> Any:
+    """``auto`` (default AutoModel) ``.from_pretrained``; a model class with a head (AutoModelForMaskedLM, ...)
+    returns ``(model, loading_info)`` so the caller can tell a head the checkpoint lacks (newly initialised)."""
     from transformers import AutoModel
 
+    auto = auto or AutoModel
+    with_info = auto is not AutoModel
+
     def load(impl: str) -> nn.Module:
-        return AutoModel.from_pretrained(name, config=config, dtype=dtype, attn_implementation=impl,
-                                         local_files_only=_offline())
+        return auto.from_pretrained(name, config=config, dtype=dtype, attn_implementation=impl,
+                                    local_files_only=_offline(), output_loading_info=with_info)
 
     try:
         try:
@@ -176,7 +181,7 @@ def _load_model(name: str, config: Any, dtype: torch.dtype, attn: str) -> nn.Mod
                 raise
             model = load("eager")
             # our own SDPA forward where we have one (models/attention.py), else eager (same numbers, slower)
-            if not (attn == "sdpa" and enable_sdpa(model)):
+            if not (attn == "sdpa" and enable_sdpa(model[0] if with_info else model)):
                 log.warning("%s does not support attn_implementation=%r; falling back to eager", name, attn)
             return model
     except OSError as e:
@@ -248,6 +253,35 @@ def load_backbone(cfg: ModelConfig, device: torch.device | str | None = None, me
         dtype = _resolve_dtype(cfg.dtype, device, frozen)
         model = _load_model(name, config, dtype, cfg.attn_implementation).to(device)
     return backbone_from_model(model, tokenizer, kind=cfg.kind, name=name)
+
+
+def load_lm(cfg: ModelConfig, device: torch.device | str | None = None) -> tuple[Backbone, nn.Module, list[str]]:
+    """The model with its language-model head (causal for decoders, masked for encoders), float32, for training
+    language modules: ``(backbone, lm, fresh)``. ``backbone.model`` is the LM's own base model (the same module
+    names as :func:`load_backbone` gives), ``fresh`` the head parameters the checkpoint lacks (newly initialised:
+    e.g. multilingual-e5 is a bare ``BertModel`` without its MLM head)."""
+    from transformers import AutoModelForCausalLM, AutoModelForMaskedLM
+
+    name = cfg.name_or_path
+    if not name:
+        raise XLTuneError("model.name_or_path is required (a hub id or a local model directory)")
+    if name in KNOWN_CONFIGS and not _is_local(name):
+        raise XLTuneError(f"--model: {name!r} is a config short name (parameter counts only); pass a hub id or a "
+                          "local directory")
+    device = torch.device(device) if device is not None else torch.device("cpu")
+    config = load_config(name)
+    is_decoder = is_decoder_config(config) if cfg.kind == "auto" else cfg.kind == "decoder"
+    tokenizer = _load_tokenizer(name, is_decoder)
+    auto = AutoModelForCausalLM if is_decoder else AutoModelForMaskedLM
+    try:
+        model, info = _load_model(name, config, torch.float32, cfg.attn_implementation, auto=auto)
+    except ValueError as e:  # no such head class for this model type
+        raise XLTuneError(f"--model: {name} has no {'causal' if is_decoder else 'masked'} LM class in "
+                          f"transformers ({str(e).splitlines()[0]})") from None
+    prefix = model.base_model_prefix + "."
+    fresh = sorted(k for k in info.get("missing_keys", ()) if not k.startswith(prefix))
+    model.to(device)
+    return backbone_from_model(model.base_model, tokenizer, kind=cfg.kind, name=name), model, fresh
 
 
 def backbone_from_model(model: nn.Module, tokenizer: Any = None, kind: str = "auto", name: str = "") -> Backbone:

@@ -106,6 +106,29 @@ class DeepPrompt(nn.Module):
         return PrefixCache([t[2 * i] for i in range(self.num_layers)], [t[2 * i + 1] for i in range(self.num_layers)])
 
 
+class StackedPrompt(nn.Module):
+    """A frozen language prefix followed by a trained task prefix (``lang_prefix``): one cache holding
+    ``[language; task]`` keys and values at every layer. Without a language prefix it is the task prefix alone."""
+
+    def __init__(self, task: DeepPrompt, language: DeepPrompt | None = None):
+        super().__init__()
+        self.task = task
+        self.language = language
+
+    @property
+    def length(self) -> int:
+        return self.task.length + (self.language.length if self.language is not None else 0)
+
+    def forward(self, batch_size: int, dtype: torch.dtype | None = None) -> PrefixCache:
+        task = self.task(batch_size, dtype)
+        if self.language is None:
+            return task
+        lang = self.language(batch_size, dtype)
+        keys = [torch.cat([a.keys, b.keys], dim=-2) for a, b in zip(lang.layers, task.layers)]
+        values = [torch.cat([a.values, b.values], dim=-2) for a, b in zip(lang.layers, task.layers)]
+        return PrefixCache(keys, values)
+
+
 def prefix_attention_mask(mask: torch.Tensor, prefix_length: int, causal: bool,
                           dtype: torch.dtype | None) -> torch.Tensor:
     """4D mask [B, 1, L, P+L]: prefix columns always visible, padding columns masked, causal over the input for

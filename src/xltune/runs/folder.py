@@ -46,6 +46,13 @@ def path_slots(config: dict) -> list[tuple[str, dict, str]]:
     add("task.data_dir", config.get("task"), "data_dir")
     add("task.template", config.get("task"), "template", local_only=True)  # a bare name is a shipped template
     add("train.translations.parallel_file", (config.get("train") or {}).get("translations"), "parallel_file")
+    add("train.translate.model", (config.get("train") or {}).get("translate"), "model", local_only=True)
+    method = config.get("method") or {}
+    if isinstance(method.get("language_modules"), dict):
+        for lang in list(method["language_modules"]):
+            add(f"method.language_modules.{lang}", method["language_modules"], lang)
+    else:
+        add("method.language_modules", method, "language_modules")
     for i, o in enumerate(config.get("objectives") or []):
         for lang in list((o.get("text") or {}) if isinstance(o, dict) else {}):
             add(f"objectives[{i}].text.{lang}", o["text"], lang)

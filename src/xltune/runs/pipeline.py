@@ -305,7 +305,7 @@ def evaluate_languages(ctx: RunContext, runner, held_out: dict[str, set[int]] | 
         ctx.log(f"   note: {windowed} evaluation sentence(s) longer than {cfg.model.max_length} sub-words were "
                 f"windowed")
     what = cfg.method.name if ctx.method.runner != "in_context" else f"in_context K={cfg.train.shots}"
-    ctx.log(format_table(results, f"   {spec.name} {cfg.eval.split}  seed {ctx.seed}  ({what})"))
+    ctx.log(format_table(results, f"   {spec.name} {cfg.eval.split}  seed {ctx.seed}  ({what})", facts))
     out = {"truncated": truncated, "windowed": windowed}
     if facts:
         out["per_language"] = facts
@@ -330,8 +330,8 @@ def record(ctx: RunContext, fit: Fit, results: list[LanguageResult], facts: dict
     if save and cfg.save_checkpoint and fit.train is not None:
         write_run_folder(folder, ctx.model, cfg, describe_run(ctx, results, environment()))
     trainable, total = ctx.model.count_parameters()
-    extra = {**fit.extra, "truncated": facts.get("truncated", 0) + fit.truncated, "windowed": facts.get("windowed", 0),
-             "decoder": ctx.backbone.is_decoder, "task_kind": spec.kind}
+    extra = {**ctx.facts, **fit.extra, "truncated": facts.get("truncated", 0) + fit.truncated,
+             "windowed": facts.get("windowed", 0), "decoder": ctx.backbone.is_decoder, "task_kind": spec.kind}
     for key in ("per_language", "held_out"):
         if key in facts:
             extra[key] = facts[key]
