@@ -13,7 +13,7 @@ import sys
 from .errors import XLTuneError
 
 # module names under xltune.commands, in the order `xltune --help` lists them
-COMMANDS = ["run", "sweep", "demo", "claims", "report", "tokstats", "distill", "translate", "params", "tiny_model", "tasks"]
+COMMANDS = ["run", "sweep", "store", "demo", "claims", "report", "tokstats", "distill", "translate", "params", "tiny_model", "tasks"]
 
 
 def build_parser() -> argparse.ArgumentParser:
