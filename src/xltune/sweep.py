@@ -10,17 +10,14 @@ a data regime; configs/paper/study.yaml)::
         grid: {task.name: [xnli, pawsx], seeds: [1, 2, 3]}
 
 Finished runs (already in the store) are skipped, so a killed sweep is resumed by running it again; each run is
-written in one transaction, so nothing is half-written or counted twice. ``workers > 1`` runs cells in parallel
-processes (`xltune run` subprocesses), one GPU each when several are visible.
+written in one transaction, so nothing is half-written or counted twice. Where the cells run (this process, local
+worker processes, a Slurm job array) and how their results reach the store (a shard per job, merged) is
+:mod:`xltune.launchers`.
 """
 
 from __future__ import annotations
 
 import itertools
-import os
-import subprocess
-import sys
-import time
 from dataclasses import dataclass
 from pathlib import Path
 
@@ -151,80 +148,30 @@ def mark_done(cells: list[Cell]) -> None:
 
 
 def run_sweep(config_path: str | Path, grid_items: list[str], *, overrides: list[str] | None = None,
-              workers: int = 1, dry_run: bool = False, log=print) -> list[Cell]:
+              launcher: str = "local", workers: int = 1, slurm=None, wait: bool = True, dry_run: bool = False,
+              log=print) -> list[Cell]:
+    """Expand the sweep and run what is not in the store yet, through ``launcher`` ("local" or "slurm", with
+    :class:`launchers.SlurmOptions`); every run goes through a shard merged into the store (:mod:`xltune.launchers`).
+    """
     if is_plan(config_path):
         if grid_items:
             raise XLTuneError(f"{config_path} is a sweep plan: its grids are in the file (no --grid)")
         cells = expand_plan(config_path, overrides)
     else:
         cells = expand(config_path, grid_items, overrides)
-    mark_done(cells)
-    todo = [c for c in cells if not c.done]
-    log(f"sweep: {len(cells)} runs, {len(cells) - len(todo)} already in the store, {len(todo)} to run")
     if dry_run:
+        mark_done(cells)
+        todo = [c for c in cells if not c.done]
+        log(f"sweep: {len(cells)} runs, {len(cells) - len(todo)} already in the store, {len(todo)} to run")
         for i, c in enumerate(cells):
             log(f"  {i:>4}  {'done   ' if c.done else 'pending'}  {c.run_id}  {c.config.method.name:<11} "
                 f"{c.config.objective_tag:<8} {c.config.task.name:<6} K={c.config.train.shots!s:<4} seed {c.seed}"
                 f"  {c.label()}")
         return cells
-    if workers <= 1:
-        from .api import run_experiment
+    from .launchers import sweep_cells
 
-        for i, c in enumerate(todo):
-            log(f"sweep: [{i + 1}/{len(todo)}] {c.label()}")
-            run_experiment(c.config, log=log)
-            c.done = True
-        return cells
-    _run_parallel(todo, workers, log)
-    mark_done(cells)
-    missing = [c for c in cells if not c.done]
-    if missing:
-        raise XLTuneError(f"sweep: {len(missing)} run(s) failed; rerun the sweep to retry them "
-                          f"(first: {missing[0].label()})")
+    sweep_cells(cells, launcher=launcher, workers=workers, slurm=slurm, wait=wait, log=log)
     return cells
-
-
-def _run_parallel(todo: list[Cell], workers: int, log) -> None:
-    gpus = _visible_gpus()
-    queue = list(enumerate(todo))
-    running: list[tuple[subprocess.Popen, Cell, str | None]] = []
-    failed = 0
-    while queue or running:
-        while queue and len(running) < workers:
-            i, c = queue.pop(0)
-            busy = {g for _, _, g in running}
-            gpu = next((g for g in gpus if g not in busy), None)
-            env = dict(os.environ)
-            if gpu is not None:
-                env["CUDA_VISIBLE_DEVICES"] = gpu
-            cmd = [sys.executable, "-m", "xltune.cli", "run", c.source]
-            for o in c.overrides:
-                cmd += ["--set", o]
-            log(f"sweep: start [{i + 1}/{len(todo)}] {c.label()}" + (f" on GPU {gpu}" if gpu else ""))
-            running.append((subprocess.Popen(cmd, env=env, stdout=subprocess.DEVNULL), c, gpu))
-        time.sleep(0.2)
-        for item in list(running):
-            p, c, _ = item
-            if p.poll() is not None:
-                running.remove(item)
-                if p.returncode != 0:
-                    failed += 1
-                    log(f"sweep: FAILED ({p.returncode}) {c.label()}")
-    if failed:
-        log(f"sweep: {failed} run(s) failed")
-
-
-def _visible_gpus() -> list[str]:
-    try:
-        import torch
-
-        n = torch.cuda.device_count()
-    except Exception:  # noqa: BLE001 - no CUDA is the common case
-        n = 0
-    env = os.environ.get("CUDA_VISIBLE_DEVICES")
-    if env:
-        return [g.strip() for g in env.split(",") if g.strip()][: n or None]
-    return [str(i) for i in range(n)]
 
 
 def _fmt(v) -> str:
