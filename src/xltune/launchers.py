@@ -62,8 +62,6 @@ class Tracked:
 def sweep_cells(cells, *, launcher: str = "local", workers: int = 1, slurm: SlurmOptions | None = None,
                 wait: bool = True, log=print) -> None:
     """Run the cells that are not in their store yet (see the module docstring). ``cells``: :class:`sweep.Cell`."""
-    from .sweep import mark_done
-
     if launcher not in ("local", "slurm"):
         raise XLTuneError(f"unknown launcher {launcher!r}; valid: local, slurm")
     stores = sorted({c.config.store for c in cells})
@@ -93,6 +91,19 @@ def sweep_cells(cells, *, launcher: str = "local", workers: int = 1, slurm: Slur
                     f"what has finished and resubmit what is missing.")
             return
         _wait(tracked, runner, log)
+
+
+def mark_done(cells) -> None:
+    """Set each cell's ``done``: is its run in its store? (``cells``: :class:`sweep.Cell`)"""
+    by_store: dict[str, list] = {}
+    for c in cells:
+        by_store.setdefault(c.config.store, []).append(c)
+    for path, group in by_store.items():
+        if not Path(path).exists():
+            continue
+        with Store(path) as s:
+            for c in group:
+                c.done = s.has_run(c.run_id)
 
 
 def _wait(tracked: list[Tracked], runner, log) -> None:

@@ -25,7 +25,6 @@ import yaml
 
 from .config import ExperimentConfig, load_config, resolve_paths
 from .errors import XLTuneError, unknown_name
-from .store import Store
 
 
 @dataclass
@@ -135,18 +134,6 @@ def expand_plan(path: str | Path, overrides: list[str] | None = None) -> list[Ce
     return cells
 
 
-def mark_done(cells: list[Cell]) -> None:
-    by_store: dict[str, list[Cell]] = {}
-    for c in cells:
-        by_store.setdefault(c.config.store, []).append(c)
-    for path, group in by_store.items():
-        if not Path(path).exists():
-            continue
-        with Store(path) as s:
-            for c in group:
-                c.done = s.has_run(c.run_id)
-
-
 def run_sweep(config_path: str | Path, grid_items: list[str], *, overrides: list[str] | None = None,
               launcher: str = "local", workers: int = 1, slurm=None, wait: bool = True, dry_run: bool = False,
               log=print) -> list[Cell]:
@@ -159,6 +146,8 @@ def run_sweep(config_path: str | Path, grid_items: list[str], *, overrides: list
         cells = expand_plan(config_path, overrides)
     else:
         cells = expand(config_path, grid_items, overrides)
+    from .launchers import mark_done, sweep_cells
+
     if dry_run:
         mark_done(cells)
         todo = [c for c in cells if not c.done]
@@ -168,8 +157,6 @@ def run_sweep(config_path: str | Path, grid_items: list[str], *, overrides: list
                 f"{c.config.objective_tag:<8} {c.config.task.name:<6} K={c.config.train.shots!s:<4} seed {c.seed}"
                 f"  {c.label()}")
         return cells
-    from .launchers import sweep_cells
-
     sweep_cells(cells, launcher=launcher, workers=workers, slurm=slurm, wait=wait, log=log)
     return cells
 
