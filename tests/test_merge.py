@@ -79,7 +79,8 @@ def test_store_merge_command(tmp_path, capsys):
     store = tmp_path / "store.sqlite"
     assert cli(["store", "merge", str(good), str(same), "--into", str(store)]) == 0
     out = capsys.readouterr().out.splitlines()
-    assert out == [f"{good}: 2 run(s) merged, 0 already in the store", f"{same}: 0 run(s) merged, 1 already in the store"]
+    assert out == [f"{good}: 2 run(s) merged, 0 already in the store",
+                   f"{same}: 0 run(s) merged, 1 already in the store"]
     before = dump(store)
     assert cli(["store", "merge", str(bad), str(good), "--into", str(store)]) == 2
     captured = capsys.readouterr()
