@@ -19,29 +19,41 @@ from xltune.store import Store
 from xltune.sweep import expand, run_sweep
 
 
-def cpus_in_child(env: dict, affinity: set[int] | None = None) -> tuple[int, int]:
-    """(usable_cpus, torch threads after size_threads) in a fresh process with this environment."""
-    code = ("import os, torch\n"
-            + (f"os.sched_setaffinity(0, {affinity!r})\n" if affinity else "")
-            + "from xltune.cpus import size_threads, usable_cpus\n"
-            "print(usable_cpus(), size_threads())")
-    base = {k: v for k, v in os.environ.items()
-            if not k.startswith("SLURM_") and k not in ("OMP_NUM_THREADS", "LOCAL_WORLD_SIZE")}
-    out = subprocess.run([sys.executable, "-c", code], env={**base, **env}, capture_output=True, text=True,
-                         check=True).stdout.split()
-    return int(out[0]), int(out[1])
+CASES = [  # (environment, CPU affinity) -> (usable CPUs, torch threads after size_threads); n = this machine's CPUs
+    ({}, None, ("n", "n")),
+    ({}, {0}, (1, 1)),  # a local worker pinned to one core
+    ({"SLURM_CPUS_PER_TASK": "1"}, None, (1, 1)),  # a Slurm job whose cores are not bound
+    ({"SLURM_CPUS_ON_NODE": "1"}, None, (1, 1)),
+    ({"LOCAL_WORLD_SIZE": "n"}, None, (1, 1)),  # the ranks of one data-parallel run share the machine
+    ({"OMP_NUM_THREADS": "2", "SLURM_CPUS_PER_TASK": "1"}, None, (1, 2)),  # the user's explicit choice stays
+]
+CHILD = """
+import json, os, sys, torch
+from xltune.cpus import size_threads, usable_cpus
+out, every = [], os.sched_getaffinity(0)
+for env, affinity in json.loads(sys.argv[1]):
+    for k in ("SLURM_CPUS_PER_TASK", "SLURM_CPUS_ON_NODE", "LOCAL_WORLD_SIZE", "OMP_NUM_THREADS"):
+        os.environ.pop(k, None)
+    os.environ.update(env)
+    os.sched_setaffinity(0, affinity or every)
+    torch.set_num_threads(2)
+    out.append([usable_cpus(), size_threads()])
+print(json.dumps(out))
+"""
 
 
 @pytest.mark.skipif(not hasattr(os, "sched_getaffinity") or len(os.sched_getaffinity(0)) < 2,
                     reason="needs 2 CPUs and sched_getaffinity")
 def test_threads_follow_the_cpus_a_run_may_use():
+    import json
+
     n = len(os.sched_getaffinity(0))
-    assert cpus_in_child({}) == (n, n)
-    assert cpus_in_child({}, affinity={0}) == (1, 1)  # a local worker pinned to one core
-    assert cpus_in_child({"SLURM_CPUS_PER_TASK": "1"}) == (1, 1)  # a Slurm job that does not bind its cores
-    assert cpus_in_child({"SLURM_CPUS_ON_NODE": "1"}) == (1, 1)
-    assert cpus_in_child({"LOCAL_WORLD_SIZE": str(n)}) == (1, 1)  # ranks of one data-parallel run share the machine
-    assert cpus_in_child({"OMP_NUM_THREADS": "2", "SLURM_CPUS_PER_TASK": "1"}) == (1, 2)  # the user's choice stays
+    fill = lambda v: n if v == "n" else v  # noqa: E731
+    cases = [({k: str(fill(v)) for k, v in env.items()}, sorted(aff) if aff else None) for env, aff, _ in CASES]
+    base = {k: v for k, v in os.environ.items() if not k.startswith("SLURM_") and k != "OMP_NUM_THREADS"}
+    out = subprocess.run([sys.executable, "-c", CHILD, json.dumps(cases)], env=base, capture_output=True, text=True,
+                         check=True).stdout
+    assert json.loads(out) == [[fill(a), fill(b)] for _, _, (a, b) in CASES]
 
 
 def test_cpu_shares_of_local_workers():

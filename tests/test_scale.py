@@ -126,7 +126,7 @@ def sweep_workers_alive(folder) -> list[int]:
 @pytest.mark.skipif(not Path("/proc").is_dir(), reason="reads /proc")
 def test_killed_parallel_sweep_leaves_no_worker_behind_and_resumes(tiny_xglm_dir, tmp_path):
     data = write_xnli_like(tmp_path / "xnli", n_dev=60)
-    cfg = write_config(tmp_path / "k.yaml", tiny_xglm_dir, data, tmp_path / "k.sqlite", tmp_path / "rk", epochs=150,
+    cfg = write_config(tmp_path / "k.yaml", tiny_xglm_dir, data, tmp_path / "k.sqlite", tmp_path / "rk", epochs=100,
                        patience=0)
     grid = ["--grid", "seeds=1,2"]
     p = xltune("sweep", str(cfg), *grid, "--workers", "2")

@@ -83,15 +83,15 @@ def test_a_sweep_runs_as_one_job_array_and_every_run_is_stored_once(slurm, tiny_
 def test_a_cancelled_job_resumes_on_the_rerun_with_the_metrics_of_an_uninterrupted_sweep(slurm, tiny_xglm_dir,
                                                                                         tmp_path):
     data = write_xnli_like(tmp_path / "xnli", n_dev=60)
-    # two cells train long enough (250 epochs, no early stopping) for scancel to land mid-training
-    grid = ["--grid", "train.epochs=2,250", "--grid", "seeds=1,2"]
+    # two cells train long enough (150 epochs, no early stopping) for scancel to land mid-training
+    grid = ["--grid", "train.epochs=2,150", "--grid", "seeds=1,2"]
     kw = dict(patience=0)
     cfg = write_config(tmp_path / "k.yaml", tiny_xglm_dir, data, tmp_path / "k.sqlite", tmp_path / "rk", **kw)
     ref = write_config(tmp_path / "c.yaml", tiny_xglm_dir, data, tmp_path / "c.sqlite", tmp_path / "rc", **kw)
     store = tmp_path / "k.sqlite"
     registry = shard_dir(store) / "slurm-jobs.json"
 
-    long = [c.run_id for c in expand(cfg, grid[1::2]) if c.config.train.epochs == 250]
+    long = [c.run_id for c in expand(cfg, grid[1::2]) if c.config.train.epochs == 150]
     p = xltune("sweep", str(cfg), *grid, *SLURM)
     checkpoints = lambda: [k for k in long if (tmp_path / "rk" / k / "resume.pt").exists()]  # noqa: E731
     assert wait_for(lambda: bool(checkpoints()) and registry.exists(), proc=p), p.communicate()[0]

@@ -34,7 +34,6 @@ class Cell:
     seed: int
     run_id: str
     done: bool = False
-    source: str = ""  # the config file the cell's overrides apply to
 
     def label(self) -> str:
         return " ".join(self.overrides)
@@ -71,7 +70,7 @@ def expand(config_path: str | Path, grid_items: list[str], overrides: list[str] 
         for seed in seed_values or base.seeds:
             cfg = load_config(config_path, sets + [f"seeds=[{seed}]"])
             cfg = resolve_paths(cfg)
-            cells.append(Cell(sets + [f"seeds=[{seed}]"], cfg, seed, cfg.run_key(seed), source=str(config_path)))
+            cells.append(Cell(sets + [f"seeds=[{seed}]"], cfg, seed, cfg.run_key(seed)))
     ids = [c.run_id for c in cells]
     if len(set(ids)) != len(ids):
         raise XLTuneError("the grid produces the same run twice (a grid key that does not change the config?)")
