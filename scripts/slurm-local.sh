@@ -50,6 +50,8 @@ SlurmctldHost=$host(127.0.0.1)
 SlurmUser=root
 SlurmdUser=root
 AuthType=auth/munge
+# a requeued job (preemption, time limit) waits cred_expire seconds before it starts again (Slurm's default: 120)
+AuthInfo=cred_expire=30
 StateSaveLocation=$DIR/state
 SlurmdSpoolDir=$DIR/spool
 SlurmctldPidFile=$DIR/slurmctld.pid

@@ -8,6 +8,7 @@ import os
 import shutil
 import subprocess
 import time
+from pathlib import Path
 
 import pytest
 
@@ -80,8 +81,8 @@ def test_a_sweep_runs_as_one_job_array_and_every_run_is_stored_once(slurm, tiny_
     assert metrics(tmp_path / "s.sqlite") == metrics(tmp_path / "l.sqlite")
 
 
-def test_a_cancelled_job_resumes_on_the_rerun_with_the_metrics_of_an_uninterrupted_sweep(slurm, tiny_xglm_dir,
-                                                                                        tmp_path):
+def test_cancelled_and_preempted_jobs_resume_with_the_metrics_of_an_uninterrupted_sweep(slurm, tiny_xglm_dir,
+                                                                                       tmp_path):
     data = write_xnli_like(tmp_path / "xnli", n_dev=60)
     # two cells train long enough (150 epochs, no early stopping) for scancel to land mid-training
     grid = ["--grid", "train.epochs=2,150", "--grid", "seeds=1,2"]
@@ -94,10 +95,13 @@ def test_a_cancelled_job_resumes_on_the_rerun_with_the_metrics_of_an_uninterrupt
     long = [c.run_id for c in expand(cfg, grid[1::2]) if c.config.train.epochs == 150]
     p = xltune("sweep", str(cfg), *grid, *SLURM)
     checkpoints = lambda: [k for k in long if (tmp_path / "rk" / k / "resume.pt").exists()]  # noqa: E731
-    assert wait_for(lambda: bool(checkpoints()) and registry.exists(), proc=p), p.communicate()[0]
-    run_key = checkpoints()[0]
-    job_id = json.loads(registry.read_text())[run_key]["job_id"]
+    assert wait_for(lambda: len(checkpoints()) == 2 and registry.exists(), proc=p), p.communicate()[0]
+    jobs = json.loads(registry.read_text())
+    run_key, preempted = long
+    job_id = jobs[run_key]["job_id"]
     subprocess.run(["scancel", job_id], check=True)
+    # the other one as Slurm preempts a job or warns of its time limit (USR2): submitit checkpoints and requeues it
+    subprocess.run(["scancel", "--signal=USR2", jobs[preempted]["job_id"]], check=True)
     t0 = time.time()
     out = p.communicate(timeout=600)[0]
     assert p.returncode == 2, out
@@ -106,7 +110,9 @@ def test_a_cancelled_job_resumes_on_the_rerun_with_the_metrics_of_an_uninterrupt
     assert os.path.exists(failed[0].split("; log: ")[1])
     assert "sweep: 1 run(s) failed (logs above); rerun the sweep to retry them" in out
     assert (tmp_path / "rk" / run_key / "resume.pt").exists(), f"no checkpoint left {time.time() - t0:.0f} s after"
-    assert run_key not in run_keys(store) and len(run_keys(store)) == 3
+    assert run_key not in run_keys(store) and preempted in run_keys(store) and len(run_keys(store)) == 3
+    requeued = Path(jobs[preempted]["log"]).with_suffix(".out").read_text()  # one log across the requeue
+    assert "Requeued job" in requeued and "resumed from" in requeued
 
     rc, out = sweep(cfg, *grid, *SLURM)
     assert rc == 0, out
