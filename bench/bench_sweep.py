@@ -88,6 +88,7 @@ def main(argv: list[str] | None = None) -> None:
     env = {k: v for k, v in os.environ.items() if k not in ("OMP_NUM_THREADS", "MKL_NUM_THREADS")}
     env["PYTHONPATH"] = os.pathsep.join([str(ROOT / "src"), env.get("PYTHONPATH", "")]).rstrip(os.pathsep)
     xl = [sys.executable, "-m", "xltune.cli"]
+    load_before = os.getloadavg()[0] if hasattr(os, "getloadavg") else float("nan")
     with tempfile.TemporaryDirectory(prefix="bench-sweep-") as tmp:
         root = Path(tmp)
         (root / "text.tsv").write_text(TEXT, encoding="utf-8")
@@ -108,6 +109,7 @@ def main(argv: list[str] | None = None) -> None:
                 times[name].append(seconds)
                 facts[name] = threads_and_runs(root / f"{cfg.stem}.sqlite")
                 print(f"  {name}: {seconds:.1f} s", file=sys.stderr)
+    load_after = os.getloadavg()[0] if hasattr(os, "getloadavg") else float("nan")
     base = statistics.median(times["1 worker"])
     rows = []
     for name, ts in times.items():
@@ -123,7 +125,8 @@ def main(argv: list[str] | None = None) -> None:
          "32 shots per class, batch 16, dev evaluation every epoch, 3 test languages x 150 pairs",
          "each worker process pays its own start (Python, torch, transformers: a few seconds per cell); the 1-worker "
          "sweep pays it once",
-         "this machine is shared with other work: timings vary run to run"])
+         f"1-minute load average {load_before:.1f} before, {load_after:.1f} after, on {cpus} CPUs (other work "
+         "on this machine takes CPU from every variant: timings vary run to run)"])
     common.publish(table, torch.device("cpu"), "bench_sweep.py", argv, not args.no_record)
 
 
