@@ -85,10 +85,11 @@ def sweep_cells(cells, *, launcher: str = "local", workers: int = 1, slurm: Slur
         if jobs:
             runner.start(jobs)
         tracked = flying + jobs
+        if not tracked:
+            return
         if not wait:
-            if tracked:
-                log(f"sweep: not waiting; {len(tracked)} job(s) on Slurm (squeue --me). Rerun this command to merge "
-                    f"what has finished and resubmit what is missing.")
+            log(f"sweep: not waiting; {len(tracked)} job(s) on Slurm (squeue --me). Rerun this command to merge "
+                f"what has finished and resubmit what is missing.")
             return
         _wait(tracked, runner, log)
 
