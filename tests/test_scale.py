@@ -127,6 +127,48 @@ def test_sigkilled_sweep_resumes_with_every_run_once(tiny_xglm_dir, tmp_path):
     assert resumed == reference  # same run ids (config hashes) and the same metrics
 
 
+def sweep_workers_alive(folder) -> list[int]:
+    """Pids of local sweep workers (``python -m xltune.jobs SPEC``) whose cell lives under ``folder``."""
+    pids = []
+    for proc in Path("/proc").iterdir():
+        try:
+            cmd = (proc / "cmdline").read_bytes().decode(errors="replace")
+        except OSError:
+            continue
+        if "xltune.jobs" in cmd and str(folder) in cmd:
+            pids.append(int(proc.name))
+    return pids
+
+
+@pytest.mark.skipif(not Path("/proc").is_dir(), reason="reads /proc")
+def test_killed_parallel_sweep_leaves_no_worker_behind_and_resumes(tiny_xglm_dir, tmp_path):
+    data = write_xnli_like(tmp_path / "xnli", n_dev=60)
+    cfg = write_config(tmp_path / "k.yaml", tiny_xglm_dir, data, tmp_path / "k.sqlite", tmp_path / "rk", epochs=100,
+                       patience=0)
+    grid = ["--grid", "seeds=1,2"]
+    p = xltune("sweep", str(cfg), *grid, "--workers", "2")
+    lock = tmp_path / "k.sqlite.shards" / "driver.lock"
+    assert wait_for(lambda: lock.exists() and lock.read_text() == str(p.pid), proc=p)
+    q = xltune("sweep", str(cfg), *grid)  # a second driver on the same store would run the same cells again
+    out = q.communicate(timeout=120)[0]
+    assert q.returncode == 2 and f"another `xltune sweep` (pid {p.pid}) is running on {tmp_path / 'k.sqlite'}" in out
+    assert wait_for(lambda: len(list((tmp_path / "rk").glob("*/resume.pt"))) == 2, proc=p)  # both workers train
+    assert len(sweep_workers_alive(tmp_path)) == 2
+    os.kill(p.pid, signal.SIGKILL)
+    p.wait()
+    assert wait_for(lambda: not sweep_workers_alive(tmp_path), timeout=20)  # the workers died with their driver
+
+    p = xltune("sweep", str(cfg), *grid, "--workers", "2")
+    out = p.communicate(timeout=600)[0]
+    assert p.returncode == 0, out
+    assert "sweep: 2 runs, 0 already in the store, 2 to run" in out
+    logs = sorted((tmp_path / "k.sqlite.shards" / "logs").glob("*.log"))
+    assert len(logs) == 2 and all("resumed from" in log.read_text() for log in logs)
+    with Store(tmp_path / "k.sqlite") as s:
+        assert len(s.runs()) == 2
+    assert list((tmp_path / "k.sqlite.shards").glob("*.sqlite")) == []
+
+
 def test_run_killed_mid_training_resumes_from_its_checkpoint(tiny_xglm_dir, tmp_path):
     data = write_xnli_like(tmp_path / "xnli", n_dev=60)
     # no early stopping and many epochs: the kill lands mid-training

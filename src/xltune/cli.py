@@ -13,8 +13,8 @@ import sys
 from .errors import XLTuneError
 
 # module names under xltune.commands, in the order `xltune --help` lists them
-COMMANDS = ["run", "sweep", "demo", "claims", "report", "runs", "results", "predict", "eval", "export", "tokstats",
-            "distill", "translate", "params", "tiny_model", "lang_module", "tasks"]
+COMMANDS = ["run", "sweep", "store", "demo", "claims", "report", "runs", "results", "predict", "eval", "export",
+            "tokstats", "distill", "translate", "params", "tiny_model", "lang_module", "tasks"]
 
 
 def build_parser() -> argparse.ArgumentParser:

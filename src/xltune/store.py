@@ -4,6 +4,11 @@ A run is written in one transaction (WAL mode): it is in the store completely or
 (hash of the run's variant and seed, :mod:`xltune.variants`) is never written twice. The analysis and the report
 read only this file.
 
+Sweeps on several machines never share one file (SQLite's locking is unreliable over network file systems): each
+job writes a *shard*, a store of its own (rollback journal: WAL needs every process on one host), and
+:meth:`Store.merge` copies a shard's runs into the sweep's store, idempotently; a shard that disagrees with the
+store about a run it already holds is refused whole.
+
 Schema version 3 (``PRAGMA user_version``; analysis code reads it with plain SQL). As of version 2:
 
 - ``runs``: run_id (PK), created (UTC ISO), seed, task, method, objective ("none" or e.g. "tcl+lcl"), model,
@@ -179,11 +184,15 @@ class EvalRecord:
 class Store:
     """Open (and create) a results store. Use as a context manager or call :meth:`close`."""
 
-    def __init__(self, path: str | Path, timeout: float = 60.0):
+    def __init__(self, path: str | Path, timeout: float = 60.0, journal: str = "wal"):
+        """``journal="delete"`` for a shard: one writer, and a file that is whole on any file system once a
+        transaction has committed (WAL keeps committed runs in a side file and needs shared memory on one host)."""
+        if journal not in ("wal", "delete"):
+            raise ValueError(f"journal must be 'wal' or 'delete', got {journal!r}")
         self.path = Path(path)
         try:
             self.path.parent.mkdir(parents=True, exist_ok=True)
-            self.conn = self._open(timeout)
+            self.conn = self._open(timeout, journal)
         except (sqlite3.Error, OSError) as e:
             blocker = next((p for p in self.path.parents if p.exists() and not p.is_dir()), None)
             if blocker is not None:
@@ -191,7 +200,7 @@ class Store:
             raise XLTuneError(f"cannot open results store {self.path}: {e} (is the folder writable?)") from None
         self.conn.row_factory = sqlite3.Row
 
-    def _open(self, timeout: float) -> sqlite3.Connection:
+    def _open(self, timeout: float, journal: str) -> sqlite3.Connection:
         """Connect, switch to WAL and create the schema; several processes may do this at once (sweep workers,
         ranks of a multi-process run). Switching the journal mode and WAL recovery can answer "database is locked"
         without waiting on SQLite's busy handler, so the open itself is retried until ``timeout``."""
@@ -200,8 +209,8 @@ class Store:
         while True:
             conn = sqlite3.connect(str(self.path), timeout=timeout)
             try:
-                if conn.execute("PRAGMA journal_mode").fetchone()[0].lower() != "wal":
-                    conn.execute("PRAGMA journal_mode=WAL")
+                if conn.execute("PRAGMA journal_mode").fetchone()[0].lower() != journal:
+                    conn.execute(f"PRAGMA journal_mode={journal}")
                 conn.execute("PRAGMA foreign_keys=ON")
                 conn.executescript(SCHEMA)
                 have = {r[1] for r in conn.execute("PRAGMA table_info(runs)")}
@@ -299,6 +308,56 @@ class Store:
     def has_evaluation(self, eval_id: str) -> bool:
         return self.conn.execute("SELECT 1 FROM evaluations WHERE eval_id=?", (eval_id,)).fetchone() is not None
 
+    def merge(self, shard: str | Path) -> MergeResult:
+        """Copy the runs of ``shard`` (another store: a sweep job's) that this store lacks, with their metrics and
+        predictions, in one transaction. A run this store already holds (same run key) is compared, never written
+        again: the same metrics -> nothing to do, so merging a shard twice changes nothing; other metrics -> the
+        shard is refused whole (its results disagree with what is stored: a changed environment or a bug, for a
+        person to look at) and nothing of it is written. A shard of an older xltune is upgraded in place first."""
+        shard = Path(shard)
+        if not shard.is_file():
+            raise XLTuneError(f"shard {shard}: no such file")
+        if shard.resolve() == self.path.resolve():
+            raise XLTuneError(f"shard {shard} is the store itself")
+        _upgrade(shard)
+        result = MergeResult(shard)
+        try:
+            self.conn.execute("ATTACH DATABASE ? AS shard", (str(shard),))
+        except sqlite3.Error as e:
+            raise XLTuneError(f"cannot read shard {shard}: {e}") from None
+        try:
+            with self.conn:  # one transaction: the whole shard or nothing
+                self.conn.execute("BEGIN IMMEDIATE")
+                new = []
+                for run_id, run_key, seed, label in self.conn.execute(
+                        "SELECT run_id, run_key, seed, variant_label FROM shard.runs ORDER BY run_id").fetchall():
+                    old = self.stored_id(run_key or run_id)
+                    if old is None:
+                        new.append(run_id)
+                        continue
+                    diff = _metric_difference(self.conn, run_id, old)
+                    if diff:
+                        result.conflicts.append(f"run {run_id} (seed {seed}, {label}): {diff}")
+                    else:
+                        result.present += 1
+                if result.conflicts:
+                    return result  # nothing written (the transaction commits no change)
+                cols = ",".join(RUN_COLUMNS)
+                for run_id in new:
+                    self.conn.execute(f"INSERT INTO runs ({cols}) SELECT {cols} FROM shard.runs WHERE run_id=?",
+                                      (run_id,))
+                    self.conn.execute("INSERT INTO metrics (run_id, lang, split, metric, value, n) SELECT run_id, "
+                                      "lang, split, metric, value, n FROM shard.metrics WHERE run_id=?", (run_id,))
+                    self.conn.execute("INSERT INTO predictions (run_id, lang, split, idx, gold, pred) SELECT "
+                                      "run_id, lang, split, idx, gold, pred FROM shard.predictions WHERE run_id=?",
+                                      (run_id,))
+                result.merged = new
+        except sqlite3.DatabaseError as e:
+            raise XLTuneError(f"cannot merge shard {shard} into {self.path}: {e}") from None
+        finally:
+            self.conn.execute("DETACH DATABASE shard")
+        return result
+
     # -- reading ---------------------------------------------------------------------------------------------
     def evaluations(self, **where: object) -> list[dict]:
         """Evaluations of stored runs (config/env/extra parsed), filtered by equality on their columns."""
@@ -369,6 +428,53 @@ class Store:
             (run_id, lang, split),
         )
         return [(r[0], r[1], r[2]) for r in rows]
+
+
+@dataclass
+class MergeResult:
+    """What :meth:`Store.merge` did with one shard."""
+
+    shard: Path
+    merged: list[str] = field(default_factory=list)  # run ids copied into the store
+    present: int = 0  # runs the store already held, with the same metrics
+    conflicts: list[str] = field(default_factory=list)  # runs whose metrics differ from the store's (shard refused)
+
+    def line(self) -> str:
+        if self.conflicts:
+            more = f" (and {len(self.conflicts) - 1} more)" if len(self.conflicts) > 1 else ""
+            return (f"{self.shard}: NOT merged: {self.conflicts[0]}{more}; the store keeps its copy (look at both "
+                    f"before replacing anything)")
+        return f"{self.shard}: {len(self.merged)} run(s) merged, {self.present} already in the store"
+
+
+def _upgrade(path: Path) -> None:
+    """An older store is brought to the current schema in place, as every command that opens one does."""
+    try:
+        with sqlite3.connect(str(path)) as conn:
+            version = conn.execute("PRAGMA user_version").fetchone()[0]
+            tables = {r[0] for r in conn.execute("SELECT name FROM sqlite_master WHERE type='table'")}
+        conn.close()
+    except sqlite3.DatabaseError as e:
+        raise XLTuneError(f"{path} is not an xltune results store ({e})") from None
+    if "runs" not in tables:
+        raise XLTuneError(f"{path} is not an xltune results store (no runs table)")
+    if version < STORE_VERSION:
+        Store(path).close()
+
+
+def _metric_difference(conn: sqlite3.Connection, shard_id: str, store_id: str) -> str:
+    """'' when the shard's run and the store's have the same metrics, else the first difference, in words."""
+    sql = "SELECT lang, split, metric, value, n FROM {}metrics WHERE run_id=? ORDER BY lang, split, metric"
+    a = {r[:3]: r[3:] for r in conn.execute(sql.format("shard."), (shard_id,))}
+    b = {r[:3]: r[3:] for r in conn.execute(sql.format("main."), (store_id,))}
+    if a == b:
+        return ""
+    for key in sorted(set(a) | set(b)):
+        if a.get(key) != b.get(key):
+            lang, split, metric = key
+            show = lambda v: "absent" if v is None else f"{v[0]:.6g} (n={v[1]})"  # noqa: E731
+            return f"{metric} {lang}/{split} is {show(a.get(key))} in the shard, {show(b.get(key))} in the store"
+    return "metrics differ"
 
 
 def _fallback_variant(rec: RunRecord) -> str:

@@ -10,17 +10,14 @@ a data regime; configs/paper/study.yaml)::
         grid: {task.name: [xnli, pawsx], seeds: [1, 2, 3]}
 
 Finished runs (already in the store) are skipped, so a killed sweep is resumed by running it again; each run is
-written in one transaction, so nothing is half-written or counted twice. ``workers > 1`` runs cells in parallel
-processes (`xltune run` subprocesses), one GPU each when several are visible.
+written in one transaction, so nothing is half-written or counted twice. Where the cells run (this process, local
+worker processes, a Slurm job array) and how their results reach the store (a shard per job, merged) is
+:mod:`xltune.launchers`.
 """
 
 from __future__ import annotations
 
 import itertools
-import os
-import subprocess
-import sys
-import time
 from dataclasses import dataclass
 from pathlib import Path
 
@@ -28,7 +25,6 @@ import yaml
 
 from .config import ExperimentConfig, load_config, rebase_override, resolve_paths
 from .errors import XLTuneError, unknown_name
-from .store import Store
 
 
 @dataclass
@@ -38,7 +34,6 @@ class Cell:
     seed: int
     run_id: str
     done: bool = False
-    source: str = ""  # the config file the cell's overrides apply to
 
     def label(self) -> str:
         return " ".join(self.overrides)
@@ -75,7 +70,7 @@ def expand(config_path: str | Path, grid_items: list[str], overrides: list[str] 
         for seed in seed_values or base.seeds:
             cfg = load_config(config_path, sets + [f"seeds=[{seed}]"])
             cfg = resolve_paths(cfg)
-            cells.append(Cell(sets + [f"seeds=[{seed}]"], cfg, seed, cfg.run_key(seed), source=str(config_path)))
+            cells.append(Cell(sets + [f"seeds=[{seed}]"], cfg, seed, cfg.run_key(seed)))
     ids = [c.run_id for c in cells]
     if len(set(ids)) != len(ids):
         raise XLTuneError("the grid produces the same run twice (a grid key that does not change the config?)")
@@ -141,30 +136,24 @@ def expand_plan(path: str | Path, overrides: list[str] | None = None) -> list[Ce
     return cells
 
 
-def mark_done(cells: list[Cell]) -> None:
-    by_store: dict[str, list[Cell]] = {}
-    for c in cells:
-        by_store.setdefault(c.config.store, []).append(c)
-    for path, group in by_store.items():
-        if not Path(path).exists():
-            continue
-        with Store(path) as s:
-            for c in group:
-                c.done = s.has_run(c.run_id)
-
-
 def run_sweep(config_path: str | Path, grid_items: list[str], *, overrides: list[str] | None = None,
-              workers: int = 1, dry_run: bool = False, log=print) -> list[Cell]:
+              launcher: str = "local", workers: int = 1, slurm=None, wait: bool = True, dry_run: bool = False,
+              log=print) -> list[Cell]:
+    """Expand the sweep and run what is not in the store yet, through ``launcher`` ("local" or "slurm", with
+    :class:`launchers.SlurmOptions`); every run goes through a shard merged into the store (:mod:`xltune.launchers`).
+    """
     if is_plan(config_path):
         if grid_items:
             raise XLTuneError(f"{config_path} is a sweep plan: its grids are in the file (no --grid)")
         cells = expand_plan(config_path, overrides)
     else:
         cells = expand(config_path, grid_items, overrides)
-    mark_done(cells)
-    todo = [c for c in cells if not c.done]
-    log(f"sweep: {len(cells)} runs, {len(cells) - len(todo)} already in the store, {len(todo)} to run")
+    from .launchers import mark_done, sweep_cells
+
     if dry_run:
+        mark_done(cells)
+        todo = [c for c in cells if not c.done]
+        log(f"sweep: {len(cells)} runs, {len(cells) - len(todo)} already in the store, {len(todo)} to run")
         checked: dict[str, str] = {}
         for c in cells:  # every distinct data set the sweep reads, read once
             t, tr, ev = c.config.task, c.config.train, c.config.eval
@@ -180,64 +169,8 @@ def run_sweep(config_path: str | Path, grid_items: list[str], *, overrides: list
                 f"{c.config.objective_tag:<8} {c.config.task.name:<6} K={c.config.train.shots!s:<4} seed {c.seed}"
                 f"  {c.label()}")
         return cells
-    if workers <= 1:
-        from .api import run_experiment
-
-        for i, c in enumerate(todo):
-            log(f"sweep: [{i + 1}/{len(todo)}] {c.label()}")
-            run_experiment(c.config, log=log)
-            c.done = True
-        return cells
-    _run_parallel(todo, workers, log)
-    mark_done(cells)
-    missing = [c for c in cells if not c.done]
-    if missing:
-        raise XLTuneError(f"sweep: {len(missing)} run(s) failed; rerun the sweep to retry them "
-                          f"(first: {missing[0].label()})")
+    sweep_cells(cells, launcher=launcher, workers=workers, slurm=slurm, wait=wait, log=log)
     return cells
-
-
-def _run_parallel(todo: list[Cell], workers: int, log) -> None:
-    gpus = _visible_gpus()
-    queue = list(enumerate(todo))
-    running: list[tuple[subprocess.Popen, Cell, str | None]] = []
-    failed = 0
-    while queue or running:
-        while queue and len(running) < workers:
-            i, c = queue.pop(0)
-            busy = {g for _, _, g in running}
-            gpu = next((g for g in gpus if g not in busy), None)
-            env = dict(os.environ)
-            if gpu is not None:
-                env["CUDA_VISIBLE_DEVICES"] = gpu
-            cmd = [sys.executable, "-m", "xltune.cli", "run", c.source]
-            for o in c.overrides:
-                cmd += ["--set", o]
-            log(f"sweep: start [{i + 1}/{len(todo)}] {c.label()}" + (f" on GPU {gpu}" if gpu else ""))
-            running.append((subprocess.Popen(cmd, env=env, stdout=subprocess.DEVNULL), c, gpu))
-        time.sleep(0.2)
-        for item in list(running):
-            p, c, _ = item
-            if p.poll() is not None:
-                running.remove(item)
-                if p.returncode != 0:
-                    failed += 1
-                    log(f"sweep: FAILED ({p.returncode}) {c.label()}")
-    if failed:
-        log(f"sweep: {failed} run(s) failed")
-
-
-def _visible_gpus() -> list[str]:
-    try:
-        import torch
-
-        n = torch.cuda.device_count()
-    except Exception:  # noqa: BLE001 - no CUDA is the common case
-        n = 0
-    env = os.environ.get("CUDA_VISIBLE_DEVICES")
-    if env:
-        return [g.strip() for g in env.split(",") if g.strip()][: n or None]
-    return [str(i) for i in range(n)]
 
 
 def _list(v) -> list:

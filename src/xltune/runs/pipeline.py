@@ -47,15 +47,21 @@ def environment() -> dict:
         "xltune": __version__, "python": sys.version.split()[0], "torch": torch.__version__,
         "transformers": transformers.__version__, "peft": peft.__version__, "accelerate": accelerate.__version__,
         "device": dev, "platform": platform.platform(), "cpu_count": os.cpu_count(),
+        "threads": torch.get_num_threads(),
     }
 
 
-def run_experiment(cfg, *, force: bool = False, log=print) -> list[RunResult]:
-    """Run every seed of ``cfg`` that is not yet in its store; returns one :class:`RunResult` per seed."""
+def run_experiment(cfg, *, force: bool = False, into: str | None = None, log=print) -> list[RunResult]:
+    """Run every seed of ``cfg`` that is not yet in its store; returns one :class:`RunResult` per seed.
+
+    ``into``: write the runs to this store instead (a sweep job's shard, :mod:`xltune.jobs`); the stored config
+    still names ``cfg.store``, where the sweep merges them."""
     from accelerate import PartialState
 
     from ..config import resolve_paths
+    from ..cpus import size_threads
 
+    size_threads()
     cfg = resolve_paths(copy.deepcopy(cfg))
     if cfg.train.report_to:  # a tracker whose package is missing fails now, not after the data is read
         from ..tracking import check_available
@@ -64,15 +70,17 @@ def run_experiment(cfg, *, force: bool = False, log=print) -> list[RunResult]:
     state = PartialState(cpu=not torch.cuda.is_available())
     if not state.is_main_process:
         log = _quiet  # under `accelerate launch` / --processes: one process speaks
+    path = into or cfg.store
     with state.main_process_first():  # one process creates the file and its schema; the others then open it
-        store = Store(cfg.store)  # opened first: an unwritable store fails before any work
+        # opened first: an unwritable store fails before any work; a shard has one writer (rollback journal)
+        store = Store(path, journal="delete" if into else "wal")
     with store:
         keys = {seed: cfg.run_key(seed) for seed in cfg.seeds}
         todo = [s for s in cfg.seeds if force or not store.has_run(keys[s])]
         done = [RunResult(store.stored_id(keys[s]) or keys[s], s, stored_results(store, store.stored_id(keys[s])),
                           skipped=True) for s in cfg.seeds if s not in todo]
         for r in done:
-            log(f"seed {r.seed}: run {r.run_id} is already in {cfg.store}; skipped (use --force to redo); stored:")
+            log(f"seed {r.seed}: run {r.run_id} is already in {path}; skipped (use --force to redo); stored:")
             log(format_table(r.results, ""))
         if not todo:
             return done
@@ -86,7 +94,7 @@ def run_experiment(cfg, *, force: bool = False, log=print) -> list[RunResult]:
                 out.rmdir()  # created for resume files only and left empty (no checkpoint kept): not left behind
         if len(results) > 1:
             log(summary_table(results, prep.targets))
-        log(f"stored {len(results)} run(s) in {cfg.store}")
+        log(f"stored {len(results)} run(s) in {path}")
         if cfg.train.dev.policy == "run_average" and state.is_main_process:
             average_runs(prep, {s: store.stored_id(keys[s]) or keys[s] for s in cfg.seeds}, store, force, log)
         return done + results
