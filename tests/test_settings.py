@@ -144,3 +144,23 @@ def test_report_compares_settings_per_language_group(tiny_xglm_dir, xnli, tmp_pa
     tt = [line for line in rows if "translate_train [ORACLE: translation]" in line]
     assert len(tt) == 2 and all(re.search(r"[+-]\d+\.\d\d \[[+-]\d+\.\d\d, [+-]\d+\.\d\d\] \(2 seeds\)", line)
                                 for line in tt)
+
+
+def test_a_sweep_averages_the_seeds_it_ran_as_separate_jobs(tiny_xglm_dir, xnli, tmp_path):
+    """A sweep runs each seed as its own job (one shard each), so no job sees all seeds: the driver averages them
+    once every seed is in the store, exactly as one run with all seeds does."""
+    from xltune.sweep import run_sweep
+
+    sets = base(tiny_xglm_dir, xnli, tmp_path / "sweep", "train.dev.policy=run_average", "train.epochs=3")
+    cfg = tmp_path / "c.yaml"
+    cfg.write_text("{}\n")
+    run_sweep(cfg, ["seeds=1,2"], overrides=sets, **QUIET)
+    run_experiment(load_config(None, base(tiny_xglm_dir, xnli, tmp_path / "one", "train.dev.policy=run_average",
+                                          "train.epochs=3", "seeds=[1, 2]")), **QUIET)
+
+    def averaged(store):
+        with Store(store) as s:
+            [avg] = [r for r in s.runs() if "[average of seeds 1,2]" in r["variant_label"]]
+            return {lang: s.predictions(avg["run_id"], lang, "test") for lang in LANGS}
+
+    assert averaged(tmp_path / "sweep" / "r.sqlite") == averaged(tmp_path / "one" / "r.sqlite")

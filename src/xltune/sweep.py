@@ -170,7 +170,31 @@ def run_sweep(config_path: str | Path, grid_items: list[str], *, overrides: list
                 f"  {c.label()}")
         return cells
     sweep_cells(cells, launcher=launcher, workers=workers, slurm=slurm, wait=wait, log=log)
+    if wait:
+        average_seeds(cells, log)
     return cells
+
+
+def average_seeds(cells: list[Cell], log=print) -> None:
+    """train.dev.policy run_average: a sweep runs each seed as its own job, so the average of a variant's seeds is
+    made here, once all of them are in the store (from their saved logits; nothing trains again)."""
+    import copy
+
+    from . import variants
+    from .launchers import mark_done
+    from .runs.pipeline import run_experiment
+
+    mark_done(cells)
+    groups: dict[tuple[str, str], list[Cell]] = {}
+    for c in cells:
+        if c.config.train.dev.policy == "run_average":
+            groups.setdefault((c.config.store, variants.variant_id(c.config)), []).append(c)
+    for group in groups.values():
+        if len(group) < 2 or not all(c.done for c in group):
+            continue
+        cfg = copy.deepcopy(group[0].config)
+        cfg.seeds = sorted(c.seed for c in group)
+        run_experiment(cfg, log=log)
 
 
 def _list(v) -> list:

@@ -58,6 +58,7 @@ def run_experiment(cfg, *, force: bool = False, into: str | None = None, log=pri
     still names ``cfg.store``, where the sweep merges them."""
     from accelerate import PartialState
 
+    from .. import variants
     from ..config import resolve_paths
     from ..cpus import size_threads
 
@@ -83,6 +84,11 @@ def run_experiment(cfg, *, force: bool = False, into: str | None = None, log=pri
             log(f"seed {r.seed}: run {r.run_id} is already in {path}; skipped (use --force to redo); stored:")
             log(format_table(r.results, ""))
         if not todo:
+            if cfg.train.dev.policy == "run_average" and state.is_main_process and len(cfg.seeds) > 1 \
+                    and (force or not store.has_run(variants.ensemble_key(cfg, sorted(cfg.seeds)))):
+                # every seed is stored but not their average (e.g. a sweep ran the seeds as separate jobs)
+                average_runs(prepare(cfg), {s: store.stored_id(keys[s]) or keys[s] for s in cfg.seeds}, store,
+                             force, log)
             return done
         prep = prepare(cfg)
         out = Path(cfg.output_dir)
