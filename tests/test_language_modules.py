@@ -316,3 +316,41 @@ def test_text_of_ntrex_and_sib200_for_a_benchmark_code(shared_data):
     assert len(sib) == 701 and not sib[0].startswith(("index_id", "0\t")) and "\t" not in sib[0]
     with pytest.raises(XLTuneError, match="no file for language 'xx'"):
         resolve_text(["ntrex128"], "xx", shared_data)
+
+
+def test_a_stored_language_module_run_predicts_with_each_languages_module(modules, tiny_xglm_dir, tmp_path, capsys):
+    """predict / eval of a stored mad_x run swap in the input language's module, as the run's evaluation did: the
+    stored predictions come back exactly (sw: its own module; de: the source's, the fallback)."""
+    data = write_xnli_like(tmp_path / "xnli")
+    cfg = load_config(None, [
+        f"model.name_or_path={tiny_xglm_dir}", "method.name=mad_x", f"method.language_modules={modules('adapter')}",
+        "method.reduction_factor=4", "task.name=xnli", f"task.data_dir={data}", "train.split=dev", "train.shots=2",
+        "train.epochs=2", "train.batch_size=3", "train.lr=3e-2", "eval.split=test", "seeds=[1]",
+        f"store={tmp_path / 'r.sqlite'}", f"output_dir={tmp_path / 'runs'}"])
+    (res,) = run_experiment(cfg, log=quiet)
+    for lang in ("sw", "de"):
+        with Store(tmp_path / "r.sqlite") as s:
+            stored = s.predictions(res.run_id, lang, "test")
+        out = tmp_path / f"p-{lang}.jsonl"
+        assert main(["predict", "--store", str(tmp_path / "r.sqlite"), "--run", res.run_id, "--input",
+                     str(data / f"test-{lang}.tsv"), "--lang", lang, "--out", str(out)]) == 0
+        rows = [json.loads(line) for line in out.read_text(encoding="utf-8").splitlines()]
+        assert [(r["index"], r["gold"], r["label"]) for r in rows] == stored
+    capsys.readouterr()
+    assert main(["eval", "--store", str(tmp_path / "r.sqlite"), "--run", res.run_id, "--no-store"]) == 0
+    printed = capsys.readouterr().out
+    for r in res.results:  # the run's own data again: its own scores
+        assert f"{100 * r.headline:.2f}%" in printed
+
+
+def test_settings_that_would_need_another_module_are_refused(modules, tiny_xglm_dir, tmp_path, capsys):
+    data = write_xnli_like(tmp_path / "xnli")
+    for sets in (["train.setting=translate_train"], ["train.setting=translate_test"],
+                 ["train.dev.policy=target_oracle"]):
+        cfg = load_config(None, [
+            f"model.name_or_path={tiny_xglm_dir}", "method.name=mad_x", f"method.language_modules={modules('adapter')}",
+            "method.reduction_factor=4", "task.name=xnli", f"task.data_dir={data}", "train.split=dev",
+            "train.shots=2", "train.epochs=1", "train.batch_size=3", "eval.split=test", "seeds=[1]",
+            f"store={tmp_path / 'r.sqlite'}", f"output_dir={tmp_path / 'runs'}", *sets])
+        with pytest.raises(XLTuneError, match="not supported with language modules yet"):
+            run_experiment(cfg, log=quiet)

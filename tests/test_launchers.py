@@ -147,3 +147,20 @@ def test_a_job_whose_xltune_gives_another_run_key_refuses_to_run(tmp_path):
     with pytest.raises(XLTuneError, match=f"gives run key {c.run_id} to the cell 'x', the sweep's gave 0123456789ab"):
         run_cell(job)
     assert not (tmp_path / "shard.sqlite").exists()
+
+
+def test_an_unreadable_shard_is_set_aside_and_its_run_redone(tiny_xglm_dir, tmp_path):
+    """A job killed while it created its shard leaves an empty file: the next sweep moves it aside (saying so) and
+    runs that cell again, instead of failing on it every time."""
+    data = write_xnli_like(tmp_path / "xnli")
+    cfg = write_config(tmp_path / "c.yaml", tiny_xglm_dir, data, tmp_path / "s.sqlite", tmp_path / "out")
+    cells = expand(cfg, ["seeds=1"])
+    shard = shard_path(cells[0].config.store, cells[0].run_id)
+    shard.parent.mkdir(parents=True, exist_ok=True)
+    shard.write_bytes(b"")
+    lines = []
+    run_sweep(cfg, ["seeds=1"], log=lines.append)
+    assert any(f"shard {shard.name} cannot be merged" in line and "will be redone" in line for line in lines)
+    assert shard.with_suffix(".bad").exists() and not shard.exists()
+    with Store(tmp_path / "s.sqlite") as s:
+        assert [r["run_key"] for r in s.runs()] == [cells[0].run_id]

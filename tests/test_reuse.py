@@ -314,7 +314,7 @@ def test_run_folders_know_every_path_a_config_holds(tmp_path, monkeypatch):
     cfg = load_config(None, [
         "model.name_or_path=./m", "task.data_dir=data", "task.template=t.yaml",
         "train.translations.parallel_file=p.tsv", "store=s.sqlite", "output_dir=out",
-        "train.translate.by=mt", "train.translate.model=./mt",
+        "train.translate.by=mt", "train.translate.model=./mt", "train.logging_dir=logs",
         "objectives=[{name: cross_entropy}, {name: distillation, teacher: abc, teacher_store: t.sqlite, "
         "text: {de: de.txt}}]"])
     before, after = cfg.to_dict(), resolve_paths(copy.deepcopy(cfg)).to_dict()
@@ -328,7 +328,7 @@ def test_run_folders_know_every_path_a_config_holds(tmp_path, monkeypatch):
 
     changed = {k for k, v in leaves(after).items() if leaves(before).get(k) != v}
     assert changed == {name for name, _, _ in path_slots(after)}
-    assert len(changed) == 9
+    assert len(changed) == 10
     for modules in ("mods", "{sw: mods/sw, de: mods/de}"):  # a method's own paths: one folder, or one per language
         cfg = load_config(None, ["model.name_or_path=./m", "method.name=mad_x", f"method.language_modules={modules}"])
         before, after = cfg.to_dict(), resolve_paths(copy.deepcopy(cfg)).to_dict()

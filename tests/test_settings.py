@@ -164,3 +164,30 @@ def test_a_sweep_averages_the_seeds_it_ran_as_separate_jobs(tiny_xglm_dir, xnli,
             return {lang: s.predictions(avg["run_id"], lang, "test") for lang in LANGS}
 
     assert averaged(tmp_path / "sweep" / "r.sqlite") == averaged(tmp_path / "one" / "r.sqlite")
+
+
+def test_a_run_with_one_model_per_target_keeps_each_and_reuse_says_which(tiny_xglm_dir, xnli, tmp_path, capsys):
+    """translate_train with checkpoints: one run folder per unit (OUTPUT/RUN_ID/UNIT, run.json naming its targets);
+    predict by --store/--run says there are several models and how to take one; --run-dir of a unit predicts."""
+    import json
+
+    from xltune.cli import main
+
+    (res,) = run_experiment(load_config(None, base(tiny_xglm_dir, xnli, tmp_path, "train.setting=translate_train",
+                                                   "save_checkpoint=true")), **QUIET)
+    folders = sorted(p for p in (tmp_path / "runs" / res.run_id).iterdir() if p.is_dir())
+    targets = {json.loads((p / "run.json").read_text())["unit"]["targets"][0]: p.name for p in folders}
+    assert targets == {"en": "source", "de": "de", "sw": "sw"}  # the source's own model answers for the source
+    desc = json.loads((tmp_path / "runs" / res.run_id / "sw" / "run.json").read_text())
+    assert desc["unit"] == {"name": "sw", "setting": "translate_train", "targets": ["sw"]}
+    code = main(["predict", "--store", str(tmp_path / "r.sqlite"), "--run", res.run_id, "--input",
+                 str(xnli / "test-sw.tsv"), "--out", str(tmp_path / "p.jsonl")])
+    err = capsys.readouterr().err
+    assert code == 2 and "one model per target language" in err and "--run-dir" in err and "Traceback" not in err
+    assert not (tmp_path / "p.jsonl").exists()
+    assert main(["predict", "--run-dir", str(tmp_path / "runs" / res.run_id / "sw"), "--input",
+                 str(xnli / "test-sw.tsv"), "--out", str(tmp_path / "p.jsonl")]) == 0
+    with Store(tmp_path / "r.sqlite") as s:
+        stored = s.predictions(res.run_id, "sw", "test")
+    rows = [json.loads(line) for line in (tmp_path / "p.jsonl").read_text().splitlines()]
+    assert [(r["index"], r["gold"], r["label"]) for r in rows] == stored

@@ -129,6 +129,9 @@ def run_demo(demo: DemoConfig, world_overrides: dict | None = None, log=print, p
     for method, setting in [(m, st) for m in demo.methods for st in demo.settings]:
         t = time.perf_counter()
         name = method if setting == "zero_shot" else f"{method} [{setting}]"
+        if method in module_settings() and setting != "zero_shot":
+            log(f"{name}: skipped (language modules are swapped per target language in zero-shot transfer only)")
+            continue
         sets = run_configs(data_dir, model_dir, langs, source, demo, method, others[:3])
         if method in module_settings():
             mcfg = dataclasses.replace(module_settings()[method], **demo.module)

@@ -60,7 +60,7 @@ class Tracked:
 
 
 def sweep_cells(cells, *, launcher: str = "local", workers: int = 1, slurm: SlurmOptions | None = None,
-                wait: bool = True, log=print) -> None:
+                wait: bool = True, log=print, after=None) -> None:
     """Run the cells that are not in their store yet (see the module docstring). ``cells``: :class:`sweep.Cell`."""
     if launcher not in ("local", "slurm"):
         raise XLTuneError(f"unknown launcher {launcher!r}; valid: local, slurm")
@@ -85,13 +85,14 @@ def sweep_cells(cells, *, launcher: str = "local", workers: int = 1, slurm: Slur
         if jobs:
             runner.start(jobs)
         tracked = flying + jobs
-        if not tracked:
-            return
-        if not wait:
+        if tracked and not wait:
             log(f"sweep: not waiting; {len(tracked)} job(s) on Slurm (squeue --me). Rerun this command to merge "
                 f"what has finished and resubmit what is missing.")
             return
-        _wait(tracked, runner, log)
+        if tracked:
+            _wait(tracked, runner, log)
+        if after is not None:
+            after()  # still holding the stores' locks (e.g. the seeds' average written into the store)
 
 
 def mark_done(cells) -> None:
@@ -154,7 +155,17 @@ def _collect(store_path: str, busy: set[str], log) -> int:
 
 
 def _merge(store: Store, shard: Path, log):
-    result = store.merge(shard)
+    from .store import MergeResult
+
+    try:
+        result = store.merge(shard)
+    except XLTuneError as e:
+        # a job killed while it created its shard leaves an empty or half-made file: set it aside (its run is not
+        # in the store, so the sweep runs it again) rather than stop every later sweep on it
+        bad = shard.with_suffix(".bad")
+        os.replace(shard, bad)
+        log(f"sweep: shard {shard.name} cannot be merged ({e}); moved to {bad.name}, its run will be redone")
+        return MergeResult(shard)
     if result.conflicts:
         log(f"sweep: shard {result.line()}")  # kept for a person to look at
     else:

@@ -169,9 +169,8 @@ def run_sweep(config_path: str | Path, grid_items: list[str], *, overrides: list
                 f"{c.config.objective_tag:<8} {c.config.task.name:<6} K={c.config.train.shots!s:<4} seed {c.seed}"
                 f"  {c.label()}")
         return cells
-    sweep_cells(cells, launcher=launcher, workers=workers, slurm=slurm, wait=wait, log=log)
-    if wait:
-        average_seeds(cells, log)
+    sweep_cells(cells, launcher=launcher, workers=workers, slurm=slurm, wait=wait, log=log,
+                after=lambda: average_seeds(cells, log))
     return cells
 
 

@@ -227,6 +227,15 @@ def before_train(ctx) -> None:
     slot = slot_of(ctx.model)
     if slot is None:
         return
+    train = ctx.cfg.train
+    if train.setting != "zero_shot" or train.dev.policy == "target_oracle":
+        # which module a text needs is the language it is *in*: translated shots (translate_train), target shots
+        # (few_shot_target), translated test sets (translate_test) and target dev sets would each need another
+        # module than the hooks load today -- refused rather than run on the wrong one
+        what = f"train.setting {train.setting}" if train.setting != "zero_shot" else "train.dev.policy target_oracle"
+        raise XLTuneError(f"method {slot.method}: {what} is not supported with language modules yet (they are "
+                          f"swapped per target language in zero-shot transfer); use train.setting zero_shot and "
+                          f"train.dev.policy source, last or an average")
     sources = list(ctx.prep.sources)
     if len(sources) != 1:
         raise XLTuneError(f"method {slot.method}: language modules need one source language (train.languages), "

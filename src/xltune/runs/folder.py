@@ -47,6 +47,7 @@ def path_slots(config: dict) -> list[tuple[str, dict, str]]:
     add("task.template", config.get("task"), "template", local_only=True)  # a bare name is a shipped template
     add("train.translations.parallel_file", (config.get("train") or {}).get("translations"), "parallel_file")
     add("train.translate.model", (config.get("train") or {}).get("translate"), "model", local_only=True)
+    add("train.logging_dir", config.get("train"), "logging_dir")
     method = config.get("method") or {}
     if isinstance(method.get("language_modules"), dict):
         for lang in list(method["language_modules"]):
@@ -113,8 +114,9 @@ def _slots_any(config: dict) -> list[tuple[str, dict, str]]:
     """Like :func:`path_slots`, with relative model / template paths too (as a run folder writes them)."""
     slots = path_slots(config)
     seen = {name for name, _, _ in slots}
-    for name, section, key in (("model.name_or_path", "model", "name_or_path"), ("task.template", "task", "template")):
-        c = config.get(section) or {}
+    for name, c, key in (("model.name_or_path", config.get("model") or {}, "name_or_path"),
+                         ("task.template", config.get("task") or {}, "template"),
+                         ("train.translate.model", (config.get("train") or {}).get("translate") or {}, "model")):
         v = c.get(key)
         if name not in seen and isinstance(v, str) and v.startswith((".", os.sep)) and not Path(v).is_absolute():
             slots.append((name, c, key))

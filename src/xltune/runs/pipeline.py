@@ -190,7 +190,13 @@ def run_seed(prep: Prepared, seed: int, run_id: str, store: Store, force: bool, 
         unit_facts[unit.name] = {"targets": unit.targets, "train_examples": len(unit.shots), **unit.facts,
                                  **({"train": fit.extra.get("train")} if len(units) > 1 else {})}
         if len(units) > 1 and ctx.is_main and prep.cfg.save_checkpoint and fit.train is not None:
-            save_trainable(ctx.model, Path(prep.cfg.output_dir) / run_id / unit.name, prep.cfg)
+            from .folder import describe_run, write_run_folder
+
+            # one model per unit: each its own run folder (OUTPUT/RUN_ID/UNIT), saying which targets it answers for
+            write_run_folder(Path(prep.cfg.output_dir) / run_id / unit.name, ctx.model, prep.cfg,
+                             {**describe_run(ctx, results, environment()),
+                              "unit": {"name": unit.name, "setting": prep.cfg.train.setting,
+                                       "targets": list(unit.targets)}})
     results = [by_lang[lang] for lang in prep.targets if lang in by_lang]
     fit = fits[0] if len(fits) == 1 else _merge_fits(fits)
     if prep.cfg.train.setting != "zero_shot":

@@ -16,6 +16,7 @@ from __future__ import annotations
 
 import json
 from collections.abc import Sequence
+from contextlib import contextmanager
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
@@ -65,6 +66,27 @@ class StoredRun:
                                  resolve_alignment(self.cfg.task.label_alignment, self.is_decoder))
         return encode_sentences(examples, self.tokenizer, self.cfg.model.max_length)
 
+    @contextmanager
+    def _language_module(self, examples):
+        """Language-module methods (mad_x, lang_prefix, lang_lora): the examples' language's module swapped in, as
+        the run's evaluation did (the source language's where that language has none); other methods: nothing."""
+        from ..langmod.modules import slot_of
+
+        slot = slot_of(self.model)
+        langs = {getattr(e, "lang", "") for e in examples}
+        if slot is None or not langs - {""} or langs <= {slot.source}:
+            yield
+            return
+        if len(langs) > 1:
+            raise XLTuneError(f"run {self.run_id} swaps a language module per language: score one language at a "
+                              f"time (got {', '.join(sorted(langs))})")
+        lang = langs.pop()
+        slot.load(lang if lang in slot.modules else slot.source)
+        try:
+            yield
+        finally:
+            slot.load(slot.source)
+
     @torch.no_grad()
     def _feature_logits(self, encoded: Encoded, batch_size: int, autocast: bool = True) -> list[torch.Tensor]:
         """Per feature: ``[C]`` (sequence tasks) or ``[L, C]`` over its real (unpadded) positions, float32 on the
@@ -93,7 +115,8 @@ class StoredRun:
         word index (``per_word``), float32 on the CPU. (Distillation's teacher targets; words without a sub-word
         are left out -- :meth:`scores` keeps them as NaN rows.)"""
         encoded = self.encode(examples)
-        per_feat = self._feature_logits(encoded, batch_size)
+        with self._language_module(examples):
+            per_feat = self._feature_logits(encoded, batch_size)
         if self.spec.kind != "token":
             return self._per_example(encoded, per_feat)
         if not per_word:
@@ -108,7 +131,8 @@ class StoredRun:
         """Per example: ``[C]`` logits (sequence tasks), or ``[W, C]`` with one row per word of the example, read
         where the run's evaluation reads it; a word the tokenizer gave no sub-word has a row of NaN."""
         encoded = self.encode(examples)
-        per_feat = self._feature_logits(encoded, batch_size)
+        with self._language_module(examples):
+            per_feat = self._feature_logits(encoded, batch_size)
         if self.spec.kind != "token":
             return self._per_example(encoded, per_feat)
         c = len(self.spec.labels)
@@ -197,6 +221,23 @@ def stored_config(run_id: str, store_path: str | Path) -> tuple[dict, Any]:
     if _runner(cfg) == "in_context":
         raise XLTuneError(f"run {row['run_id']} is an in-context run: nothing was trained, so there is no model to "
                           f"reuse (run it again on other data with `xltune run ... --set task.data_dir=DIR`)")
+    extra = row.get("extra") or {}
+    if extra.get("run_average"):
+        seeds = extra["run_average"].get("seeds")
+        raise XLTuneError(f"run {row['run_id']} is the average of seeds {seeds}' logits (train.dev.policy "
+                          f"run_average): it has no model of its own; reuse one of its seeds' runs "
+                          f"({', '.join(map(str, extra['run_average'].get('runs', {}).values()))})")
+    setting = extra.get("setting") or {}
+    units = setting.get("units") or {}
+    if len(units) > 1:
+        out = Path(cfg.output_dir) / row["run_id"]
+        raise XLTuneError(f"run {row['run_id']} ({setting.get('name')}) has one model per target language (units "
+                          f"{', '.join(units)}): reuse one of them by its folder, e.g. `xltune predict --run-dir "
+                          f"{out / next(iter(units))}` (--store/--run names a run with one model)")
+    if setting.get("name") == "translate_test":
+        raise XLTuneError(f"run {row['run_id']} is a translate-test run: its model reads the source language, and "
+                          f"its scores came from translated test sets, which predict / eval / export do not make; "
+                          f"translate the inputs first (`xltune translate`) and use a zero-shot run of the same model")
     folder = Path(cfg.output_dir) / row["run_id"]
     if not (folder / CHECKPOINT).is_file():
         written = Path(row["config"]["output_dir"]) / row["run_id"]
@@ -296,6 +337,17 @@ def _build(run_id: str, cfg, folder: Path, row: dict, desc: dict, device, float3
     except Exception as e:  # noqa: BLE001 - safetensors raises its own error types for a damaged file
         raise XLTuneError(f"{folder / CHECKPOINT}: cannot read the checkpoint ({e})") from None
     model.load_trainable(state)
+    from ..langmod.modules import slot_of
+
+    slot = slot_of(model)
+    if slot is not None:  # a language-module method: the source language's module, swapped per input language
+        source = (cfg.train.languages or [None])[0]
+        if source not in slot.modules:
+            raise XLTuneError(f"run {run_id}: its source language's module ({source}) is not in "
+                              f"{cfg.method.language_modules} any more (the run's language modules must stay where "
+                              f"they were)")
+        slot.source = source
+        slot.load(source)
     model.to(device)
     model.eval()
     return StoredRun(run_id, cfg, spec, row, model, backbone.tokenizer, backbone.pad_token_id, padding_side,
