@@ -309,7 +309,7 @@ def test_text_of_ntrex_and_sib200_for_a_benchmark_code(shared_data):
     from xltune.langmod.text import read_lines, resolve_text
 
     files = resolve_text(["ntrex128", "sib200"], "sw", shared_data)
-    assert [f.name for f in files] == ["newstest2019-ref.swa.txt.gz", "train.tsv.gz", "dev.tsv.gz", "test.tsv.gz"]
+    assert [f.name for f in files] == ["newstest2019-ref.swa.txt.gz", "train.tsv.gz", "dev.tsv.gz"]  # never test
     assert files[1].parent.name == "swh_Latn"
     assert len(read_lines(files[0])) == 1997
     sib = read_lines(files[1])

@@ -176,6 +176,16 @@ def test_predict_errors_are_one_line_and_leave_no_file(xnli_runs, tmp_path, caps
         assert not (tmp_path / "out.jsonl").exists() and not list(tmp_path.glob(".out.jsonl.tmp*"))
 
 
+def test_predict_token_input_with_a_tag_per_word_or_none(ner_run, tmp_path, capsys):
+    root, _, run_id = ner_run
+    bad = tmp_path / "bad.jsonl"
+    bad.write_text(json.dumps({"tokens": ["Anna", "went", "home"], "tags": ["B-PER", "O"]}) + "\n", encoding="utf-8")
+    code, _, err = cli(capsys, "predict", "--store", root / "results.sqlite", "--run", run_id, "--input", bad,
+                       "--out", tmp_path / "out.jsonl")
+    assert code == 2 and "bad.jsonl:1: 3 word(s) but 2 tag(s)" in err and "Traceback" not in err
+    assert not (tmp_path / "out.jsonl").exists()
+
+
 # -- eval ---------------------------------------------------------------------------------------------------------
 def test_eval_on_the_runs_own_data_reproduces_its_stored_results(xnli_runs, capsys):
     root, data, ids = xnli_runs

@@ -365,9 +365,8 @@ def model_card(run, done: Exported, results: dict, evaluations: list) -> str:
              f"xltune run `{run.run_id}`"
              + (f" (variant *{run.row.get('variant_label')}*)" if run.row.get("variant_label") else "")
              + f": {cfg.method.name} on {spec.name}, trained on {shots} {unit} in "
-               f"{', '.join(cfg.train.languages)} ({cfg.train.split} split), seed {run.row.get('seed')}; evaluated in "
-               f"every target language without target-language training data. Exported by xltune {__version__} on "
-               f"{time.strftime('%Y-%m-%d')}.", ""]
+               f"{', '.join(cfg.train.languages)} ({cfg.train.split} split), seed {run.row.get('seed')}; "
+               f"{_transfer_setting(cfg)}. Exported by xltune {__version__} on {time.strftime('%Y-%m-%d')}.", ""]
     lines += ["## Results", ""]
     if langs:
         split = results.get("split", cfg.eval.split)
@@ -468,3 +467,19 @@ def _usage(run, done: Exported) -> list[str]:
              "tags = [labels[int(logits[at[w]].argmax())] for w in range(len(words))]",
              "```"]
     return load
+
+
+def _transfer_setting(cfg) -> str:
+    """What the card says the model knew of the target languages (train.setting, train.dev.policy)."""
+    setting, policy = cfg.train.setting, cfg.train.dev.policy
+    if setting == "zero_shot":
+        said = "evaluated in every target language without target-language training data (zero-shot transfer)"
+    elif setting == "translate_train_all":
+        said = (f"trained also on the shots' translations into the target languages (translate-train-all; "
+                f"translations: {'human (an oracle)' if cfg.train.translate.by == 'oracle' else cfg.train.translate.model})")
+    else:
+        said = f"transfer setting {setting}"
+    if policy == "target_oracle":
+        said += "; the checkpoint was selected on the target languages' labelled dev sets (an oracle)"
+    return said
+

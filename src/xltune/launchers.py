@@ -256,7 +256,7 @@ class Local:
             t = self.queue.pop(0)
             slot = next(s for s in range(self.workers) if s not in self.running)
             env = dict(os.environ)
-            gpu = gpus[slot] if slot < len(gpus) else None
+            gpu = gpus[slot % len(gpus)] if gpus else None  # more workers than GPUs: they share, never see all
             if gpu is not None:
                 env["CUDA_VISIBLE_DEVICES"] = gpu
             share = _cpu_share(cpus, slot, self.workers)
@@ -314,6 +314,7 @@ def _visible_gpus() -> list[str]:
 # Slurm's states that end a job (squeue -t all); anything else is still queued or running. A job gone from squeue
 # has ended too (slurmctld forgets finished jobs after MinJobAge).
 ENDED = {"COMPLETED", "FAILED", "CANCELLED", "TIMEOUT", "NODE_FAIL", "OUT_OF_MEMORY", "BOOT_FAIL", "DEADLINE",
+         "PREEMPTED", "REVOKED",
          "SPECIAL_EXIT"}
 RUNNING = {"RUNNING", "COMPLETING", "CONFIGURING", "SIGNALING", "STAGE_OUT", "RESIZING"}
 REGISTRY = "slurm-jobs.json"

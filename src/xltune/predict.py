@@ -126,6 +126,9 @@ def read_inputs(path: Path, spec, fmt: str = "auto", lang: str = "") -> Inputs:
             words = tuple(value.split()) if isinstance(value, str) else tuple(str(w) for w in value)
             used.add(key)
             gold = _gold_tags(obj, spec, labels, path, n, used)
+            if gold is not None and len(gold) != len(words):
+                raise XLTuneError(f"{where(path, n)}: {len(words)} word(s) but {len(gold)} tag(s); give one tag per "
+                                  f"word, or none")
             examples.append(TokenExample(ex_id, lang, i, words, gold))
         else:
             keys = fields if all(k in obj for k in fields) else (["text"] if len(fields) == 1 and "text" in obj

@@ -75,21 +75,29 @@ def main(args) -> int:
     from ..analysis.aggregate import mean_std
     from ..runs.reeval import evaluate_stored
 
+    from ..runs.stored import stored_config
+
     overrides = overrides_of(args)
     done = []
-    for rid in run_ids(args):
+    ids = run_ids(args)
+    for rid in ids:  # every run checked before any is evaluated: a bad one stops the batch before it writes
+        stored_config(rid, args.store)
+    for rid in ids:
         ev = evaluate_stored(args.store, rid, overrides, device=device_of(args.device), force=args.force,
                              save=not args.no_store)
         done.append(ev)
         if ev.stored and not ev.skipped:
             print(f"stored evaluation {ev.eval_id} of run {rid} in {args.store} (linked to the run, not a seed of it; "
                   f"`xltune results --store {args.store}` lists it under evaluations)")
-    if len(done) > 1:  # seeds of one variant together, never two variants
-        by_label: dict[str, list[float]] = {}
+    if len(done) > 1:  # seeds of one variant together, never two variants (a label alone may name several)
+        by_variant: dict[tuple[str, str], list[float]] = {}
         for ev in done:
             if ev.results:
-                by_label.setdefault(ev.label, []).append(sum(r.headline for r in ev.results) / len(ev.results))
-        for label, avgs in by_label.items():
+                by_variant.setdefault((ev.variant, ev.label), []).append(
+                    sum(r.headline for r in ev.results) / len(ev.results))
+        labels = [label for _, label in by_variant]
+        for (variant, label), avgs in by_variant.items():
+            label = label if labels.count(label) == 1 else f"{label} [variant {variant[:8]}]"
             m, s = mean_std(avgs)
             print(f"{label}: language average over {len(avgs)} run(s) {100 * m:.2f} ± "
                   f"{'–' if s != s else f'{100 * s:.2f}'} %")

@@ -84,7 +84,9 @@ def corpus_files(corpus: str, lang: str, root: Path) -> list[Path]:
                               + (f" (several: {', '.join(matches)}; name one)" if matches else
                                  "; give its FLORES-200 code (e.g. swh_Latn) or a file"))
         flores = matches[0]
-    return [folder / flores / f"{split}.tsv.gz" for split in ("train", "dev", "test")
+    # train and dev only: a module trained on SIB-200's test sentences would have seen the inputs the sib200 task
+    # is scored on
+    return [folder / flores / f"{split}.tsv.gz" for split in ("train", "dev")
             if (folder / flores / f"{split}.tsv.gz").is_file()]
 
 

@@ -122,9 +122,11 @@ class RunContext:
         return load_stored_run(run_id, store, device=self.device)
 
 
-def build_context(prep: Prepared, seed: int, run_id: str, log, *, verbalizer: bool = False) -> RunContext:
+def build_context(prep: Prepared, seed: int, run_id: str, log, *, verbalizer: bool = False,
+                  tracking: bool = True) -> RunContext:
     """The seed's context: accelerator, seed, backbone, model + head (verbalizer when the config asks or the
-    runner needs it)."""
+    runner needs it). ``tracking``: start the run's trackers (train.report_to); a run with several units (one model
+    per target) gets one tracker run per unit, named by the run id and logged from step 0 each."""
     import torch
     from accelerate import Accelerator
     from accelerate.utils import set_seed
@@ -135,7 +137,7 @@ def build_context(prep: Prepared, seed: int, run_id: str, log, *, verbalizer: bo
     cfg, spec = prep.cfg, prep.spec
     method = method_spec(cfg.method.name)
     # cpu=True without CUDA: several CPU processes (torchrun / --processes) then join a gloo process group
-    trackers = make_trackers(cfg, run_id, seed)
+    trackers = make_trackers(cfg, run_id, seed) if tracking else []
     acc = Accelerator(mixed_precision=resolve_mixed_precision(cfg.train.mixed_precision),
                       cpu=not torch.cuda.is_available(), log_with=trackers or None)
     if trackers:  # started on the main process only; one tracker run per xltune run

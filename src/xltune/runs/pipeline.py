@@ -139,7 +139,7 @@ def average_runs(prep: Prepared, runs: dict[int, str], store: Store, force: bool
         preds = [m.argmax(-1).tolist() if spec.kind == "token" else int(m.argmax()) for m in mean]
         results.append(score(spec, examples, preds, lang, cfg.eval.split, cfg.eval.ner_mode))
     log(format_table(results, f"   {spec.name} {cfg.eval.split}  average of seeds {seeds}  ({cfg.method.name})"))
-    ctx = build_context(prep, seeds[0], key, _quiet)
+    ctx = build_context(prep, seeds[0], key, _quiet, tracking=False)  # nothing trains: no tracker run
     fit = Fit({"seed": 0, "averaged_seeds": seeds, "runs": runs}, None,
               {"run_average": {"seeds": seeds, "runs": {str(s): r for s, r in runs.items()}}})
     record(ctx, fit, results, {}, 0.0, store, force, save=False, run_id=key, seed=0,

@@ -37,6 +37,7 @@ class StoredEvaluation:
     results: list[LanguageResult] = field(default_factory=list)
     skipped: bool = False  # already in the store
     stored: bool = False
+    variant: str = ""  # the run's variant id
 
 
 class _OneProcess:
@@ -106,7 +107,8 @@ def evaluate_stored(store_path: str | Path, run_id: str, overrides: Sequence[str
             results = stored_eval_results(s, eid)
             log(f"evaluation {eid} of run {run_id} is already in {store_path}; skipped (use --force to redo); stored:")
             log(format_table(results, ""))
-            return StoredEvaluation(eid, run_id, row.get("variant_label") or "", results, skipped=True, stored=True)
+            return StoredEvaluation(eid, run_id, row.get("variant_label") or "", results, skipped=True, stored=True,
+                                    variant=row.get("variant") or "")
     _, run_cfg = stored_config(run_id, store_path)  # a model to reuse: checked before anything loads
     with quiet_notes():
         spec, run_spec = resolve_task(cfg.task), resolve_task(run_cfg.task)
@@ -123,12 +125,12 @@ def evaluate_stored(store_path: str | Path, run_id: str, overrides: Sequence[str
         f"{spec.name} {cfg.eval.split} from {data}: {len(prep.targets)} language(s); nothing trains")
     ctx = RunContext(prep, int(row["seed"]), run_id, _OneProcess(run.device), log, method, run.backbone, run.model,
                      run.padding_side, run.templates)
-    same_data = (cfg.task.name, cfg.task.data_dir) == (run.cfg.task.name, run.cfg.task.data_dir)
+    same_data = cfg.task.name == run.cfg.task.name and _same_place(cfg.task.data_dir, run.cfg.task.data_dir)
     held_out = held_out_items(prep, _shots(row["manifest"])) if same_data else {}
     t0 = time.perf_counter()
     results, facts = evaluate_languages(ctx, runner, held_out)
     seconds = time.perf_counter() - t0
-    out = StoredEvaluation(eid, run_id, row.get("variant_label") or "", results)
+    out = StoredEvaluation(eid, run_id, row.get("variant_label") or "", results, variant=row.get("variant") or "")
     if not save:
         return out
     extra = {**facts, "run_variant": row.get("variant"), "run_label": row.get("variant_label"),
@@ -169,3 +171,11 @@ def stored_eval_results(store: Store, eid: str) -> list[LanguageResult]:
         order = sorted(d["metrics"], key=lambda k: (k != headline, k))
         out.append(LanguageResult(lang, split, {k: d["metrics"][k] for k in order}, d["n"], []))
     return out
+
+
+def _same_place(a: str | None, b: str | None) -> bool:
+    """The same data folder however it is spelled (symlinks, relative parts); both None: the hub."""
+    if a is None or b is None:
+        return a == b
+    return Path(a).expanduser().resolve() == Path(b).expanduser().resolve()
+
