@@ -221,9 +221,9 @@ MODULE_PAIRS = [("mad_x", "adapter"), ("lang_prefix", "deep_prompt"), ("lang_lor
 def module_gains(store: str, run_ids: dict[str, list[str]], world_cfg, source: str, n_resamples: int = 1000) -> str:
     """Do language modules help low-resource languages more? For each pair of MODULE_PAIRS the demo ran: the gain
     (points) per target language and averaged over the high- and low-resource targets (high: more than an equal
-    share of the pretraining corpus), with two-level paired-bootstrap 95 % CIs (matched seeds, then test examples), and the
-    contrast low - high on the same resamples. Empty when no pair ran."""
-    from .analysis.significance import compare_groups, language_bootstraps, summarize
+    share of the pretraining corpus), with two-level paired-bootstrap 95 % CIs (matched seeds, then test
+    examples), and the contrast low - high on the same resamples. Empty when no pair ran."""
+    from .analysis.significance import group_gains, language_bootstraps, summarize
     from .store import Store
 
     pairs = [(a, b) for a, b in MODULE_PAIRS if a in run_ids and b in run_ids]
@@ -234,21 +234,24 @@ def module_gains(store: str, run_ids: dict[str, list[str]], world_cfg, source: s
     targets = [c for c in share if c != source]
     groups = {"high": [c for c in targets if share[c] > 1 / len(share)],
               "low": [c for c in targets if share[c] <= 1 / len(share)]}
+    groups = {k: v for k, v in groups.items() if v}
 
     def fmt(d: float, lo: float, hi: float) -> str:
         return f"{100 * d:+.1f} [{100 * lo:+.1f}, {100 * hi:+.1f}]"
 
-    lines = [f"Gains of language modules (points; two-level paired bootstrap 95 % CI over matched seeds and test examples; "
-             f"targets only, source {source}); high: {', '.join(groups['high'])}; low: {', '.join(groups['low'])}",
-             f"{'':<26}" + "".join(f"{g:>22}" for g in ("high", "low", "low - high"))]
+    lines = [f"Gains of language modules (points; two-level paired bootstrap 95 % CI over matched seeds and test "
+             f"examples; targets only, source {source}); "
+             + "; ".join(f"{g}: {', '.join(langs)}" for g, langs in groups.items())]
     per_lang = {}
     with Store(store) as s:
         variant = {m: s.runs(run_id=ids[0])[0]["variant"] for m, ids in run_ids.items() if ids}
-        for a, b in pairs:
-            res = compare_groups(s, variant[a], variant[b], {k: v for k, v in groups.items() if v},
-                                 n_resamples=n_resamples)
-            lines.append(f"{a + ' - ' + b:<26}" + "".join(f"{fmt(r.diff, r.ci_low, r.ci_high):>22}" for r in res))
+        for i, (a, b) in enumerate(pairs):
+            # one bootstrap per pair: the group intervals and the per-language ones share its resamples
             boot = language_bootstraps(s, variant[a], variant[b], langs=targets, n_resamples=n_resamples)
+            res = group_gains(boot, groups)
+            if i == 0:
+                lines.append(f"{'':<26}" + "".join(f"{r.group:>22}" for r in res))
+            lines.append(f"{a + ' - ' + b:<26}" + "".join(f"{fmt(r.diff, r.ci_low, r.ci_high):>22}" for r in res))
             per_lang[a, b] = {lg: (obs, *summarize(obs, d)[:2]) for lg, (obs, d, _) in boot.langs.items()}
     lines.append("per target language:")
     lines.append(f"{'':<26}" + "".join(f"{lg:>22}" for lg in targets))

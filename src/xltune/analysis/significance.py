@@ -417,8 +417,12 @@ def compare_groups(store: Store, variant_a: str, variant_b: str, groups: dict[st
     """A - B averaged over each group of languages (e.g. high / low resource), with two-level paired-bootstrap
     95 % CIs, and for two groups the contrast (second - first: "does A gain more in the second group?") on the same
     resamples."""
-    boot = language_bootstraps(store, variant_a, variant_b, split=split, metric=metric, n_resamples=n_resamples,
-                               seed=seed)
+    return group_gains(language_bootstraps(store, variant_a, variant_b, split=split, metric=metric,
+                                           n_resamples=n_resamples, seed=seed), groups)
+
+
+def group_gains(boot: LanguageBootstraps, groups: dict[str, Sequence[str]]) -> list[GroupGain]:
+    """:func:`compare_groups` on bootstraps already drawn (so per-language and group intervals share resamples)."""
     out, dists = [], {}
     for name, langs in groups.items():
         have = tuple(lg for lg in langs if lg in boot.langs)
