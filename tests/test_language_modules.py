@@ -65,6 +65,15 @@ def modules(tmp_path_factory, tiny_xglm_dir, tiny_xlmr_dir, text_files):
     return make
 
 
+def mad_x_config(model, modules_dir, data, tmp_path, *more: str):
+    """A one-seed mad_x run on tiny XNLI-like files with the given language modules (``more``: overrides)."""
+    return load_config(None, [
+        f"model.name_or_path={model}", "method.name=mad_x", f"method.language_modules={modules_dir}",
+        "method.reduction_factor=4", "task.name=xnli", f"task.data_dir={data}", "train.split=dev", "train.shots=2",
+        "train.epochs=1", "train.batch_size=3", "train.lr=1e-2", "eval.split=test", "seeds=[1]",
+        f"store={tmp_path / 'r.sqlite'}", f"output_dir={tmp_path / 'runs'}", *more])
+
+
 # -- the adapters themselves -------------------------------------------------------------------------------------
 def test_invertible_adapter_inverts_exactly():
     torch.manual_seed(0)
@@ -242,11 +251,7 @@ def test_missing_module_falls_back_to_the_source_and_is_reported(modules, tiny_x
     from xltune.report import build_report
 
     data = write_xnli_like(tmp_path / "xnli")
-    cfg = load_config(None, [
-        f"model.name_or_path={tiny_xglm_dir}", "method.name=mad_x", f"method.language_modules={modules('adapter')}",
-        "method.reduction_factor=4", "task.name=xnli", f"task.data_dir={data}", "train.split=dev", "train.shots=2",
-        "train.epochs=1", "train.batch_size=3", "train.lr=1e-2", "eval.split=test", "seeds=[1]",
-        f"store={tmp_path / 'r.sqlite'}", f"output_dir={tmp_path / 'runs'}"])
+    cfg = mad_x_config(tiny_xglm_dir, modules("adapter"), data, tmp_path)
     lines: list[str] = []
     run_experiment(cfg, log=lines.append)
     printed = "\n".join(lines)
@@ -322,11 +327,7 @@ def test_a_stored_language_module_run_predicts_with_each_languages_module(module
     """predict / eval of a stored mad_x run swap in the input language's module, as the run's evaluation did: the
     stored predictions come back exactly (sw: its own module; de: the source's, the fallback)."""
     data = write_xnli_like(tmp_path / "xnli")
-    cfg = load_config(None, [
-        f"model.name_or_path={tiny_xglm_dir}", "method.name=mad_x", f"method.language_modules={modules('adapter')}",
-        "method.reduction_factor=4", "task.name=xnli", f"task.data_dir={data}", "train.split=dev", "train.shots=2",
-        "train.epochs=2", "train.batch_size=3", "train.lr=3e-2", "eval.split=test", "seeds=[1]",
-        f"store={tmp_path / 'r.sqlite'}", f"output_dir={tmp_path / 'runs'}"])
+    cfg = mad_x_config(tiny_xglm_dir, modules("adapter"), data, tmp_path, "train.epochs=2", "train.lr=3e-2")
     (res,) = run_experiment(cfg, log=quiet)
     for lang in ("sw", "de"):
         with Store(tmp_path / "r.sqlite") as s:
@@ -347,10 +348,6 @@ def test_settings_that_would_need_another_module_are_refused(modules, tiny_xglm_
     data = write_xnli_like(tmp_path / "xnli")
     for sets in (["train.setting=translate_train"], ["train.setting=translate_test"],
                  ["train.dev.policy=target_oracle"]):
-        cfg = load_config(None, [
-            f"model.name_or_path={tiny_xglm_dir}", "method.name=mad_x", f"method.language_modules={modules('adapter')}",
-            "method.reduction_factor=4", "task.name=xnli", f"task.data_dir={data}", "train.split=dev",
-            "train.shots=2", "train.epochs=1", "train.batch_size=3", "eval.split=test", "seeds=[1]",
-            f"store={tmp_path / 'r.sqlite'}", f"output_dir={tmp_path / 'runs'}", *sets])
+        cfg = mad_x_config(tiny_xglm_dir, modules("adapter"), data, tmp_path, *sets)
         with pytest.raises(XLTuneError, match="not supported with language modules yet"):
             run_experiment(cfg, log=quiet)

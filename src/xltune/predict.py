@@ -79,7 +79,7 @@ def language_of(path: Path, spec) -> str:
 
 def read_inputs(path: Path, spec, fmt: str = "auto", lang: str = "") -> Inputs:
     """The examples of ``path`` for task ``spec`` (labels kept where the file has them)."""
-    from .data.readers import READERS, numbered_lines, read_text
+    from .data.readers import READERS, json_object, numbered_lines, read_text
 
     if not path.is_file():
         raise XLTuneError(f"--input {path} does not exist")
@@ -110,12 +110,7 @@ def read_inputs(path: Path, spec, fmt: str = "auto", lang: str = "") -> Inputs:
             lines.append(n)
             extra.append({})
             continue
-        try:
-            obj = json.loads(line)
-        except json.JSONDecodeError as e:
-            raise XLTuneError(f"{where(path, n)}: not valid JSON ({e.msg} at column {e.colno})") from None
-        if not isinstance(obj, dict):
-            raise XLTuneError(f"{where(path, n)}: expected a JSON object, got {type(obj).__name__}")
+        obj = json_object(line, path, n)
         used = set()
         if token:
             key = next((k for k in ("tokens", "words", "text") if k in obj), None)

@@ -142,6 +142,17 @@ def read_tsv(spec: TaskSpec, path: Path, split: str, lang: str, labelled: bool =
     return out
 
 
+def json_object(line: str, path: Path, n: int) -> dict:
+    """One JSON-lines line as an object; anything else is an error naming the file and line."""
+    try:
+        obj = json.loads(line)
+    except json.JSONDecodeError as e:
+        raise XLTuneError(f"{where(path, n)}: not valid JSON ({e.msg} at column {e.colno})") from None
+    if not isinstance(obj, dict):
+        raise XLTuneError(f"{where(path, n)}: expected a JSON object, got {type(obj).__name__}")
+    return obj
+
+
 def read_jsonl(spec: TaskSpec, path: Path, split: str, lang: str, labelled: bool = True) -> list[SentenceExample]:
     """One JSON object per line with the text columns and the label column as keys."""
     to_label = _Labeller(spec)
@@ -149,12 +160,7 @@ def read_jsonl(spec: TaskSpec, path: Path, split: str, lang: str, labelled: bool
     for n, line in numbered_lines(read_text(path, spec.encoding)):
         if not line.strip():
             continue
-        try:
-            obj = json.loads(line)
-        except json.JSONDecodeError as e:
-            raise XLTuneError(f"{where(path, n)}: not valid JSON ({e.msg} at column {e.colno})") from None
-        if not isinstance(obj, dict):
-            raise XLTuneError(f"{where(path, n)}: expected a JSON object, got {type(obj).__name__}")
+        obj = json_object(line, path, n)
         for key in spec.text_columns:
             if not isinstance(obj.get(key), str):
                 raise XLTuneError(f"{where(path, n)}: missing text key {key!r} (keys: {', '.join(obj)})")

@@ -261,6 +261,14 @@ def for_language(ctx, lang: str):
     if slot is None or slot.source is None:
         yield {}
         return
+    with language_module(slot, lang) as fact:
+        yield fact
+
+
+@contextmanager
+def language_module(slot: LanguageSlot, lang: str):
+    """``lang``'s module loaded in ``slot`` (the source language's where it has none, said in the fact it yields),
+    the source's again afterwards: a run's evaluation and a stored run's predictions swap alike."""
     if lang in slot.modules:
         slot.load(lang)
         fact = {"module": lang}

@@ -70,7 +70,7 @@ class StoredRun:
     def _language_module(self, examples):
         """Language-module methods (mad_x, lang_prefix, lang_lora): the examples' language's module swapped in, as
         the run's evaluation did (the source language's where that language has none); other methods: nothing."""
-        from ..langmod.modules import slot_of
+        from ..langmod.modules import language_module, slot_of
 
         slot = slot_of(self.model)
         langs = {getattr(e, "lang", "") for e in examples}
@@ -80,12 +80,8 @@ class StoredRun:
         if len(langs) > 1:
             raise XLTuneError(f"run {self.run_id} swaps a language module per language: score one language at a "
                               f"time (got {', '.join(sorted(langs))})")
-        lang = langs.pop()
-        slot.load(lang if lang in slot.modules else slot.source)
-        try:
+        with language_module(slot, langs.pop()):
             yield
-        finally:
-            slot.load(slot.source)
 
     @torch.no_grad()
     def _feature_logits(self, encoded: Encoded, batch_size: int, autocast: bool = True) -> list[torch.Tensor]:
