@@ -394,7 +394,7 @@ def _absolute(value: str, base: Path) -> str:
     return str(q if q.is_absolute() else (base / q).resolve())
 
 
-def _path_slots(data: dict) -> list[tuple[dict, str, str, str]]:
+def path_slots(data: dict) -> list[tuple[dict, str, str, str]]:
     """(mapping, key, dotted name, kind) of every path a config mapping holds. kind: 'in' (read: must exist),
     'model' (a folder or a hub id), 'template' (a file, or a shipped template's name), 'out' (written)."""
     slots: list[tuple[dict, str, str, str]] = []
@@ -439,7 +439,7 @@ def rebase_paths(data: dict, base: Path, source: str = "config") -> dict:
     import copy
 
     data = copy.deepcopy(data)
-    for node, key, name, kind in _path_slots(data):
+    for node, key, name, kind in path_slots(data):
         value = node[key]
         if Path(value).expanduser().is_absolute():
             continue

@@ -33,34 +33,13 @@ DESCRIPTION = "run.json"
 # -- the config's local paths ---------------------------------------------------------------------------------------
 def path_slots(config: dict) -> list[tuple[str, dict, str]]:
     """(dotted key, container, key) of every local path in a config mapping (``ExperimentConfig.to_dict()``): the
-    keys :func:`xltune.config.resolve_paths` makes absolute (a test keeps the two lists equal). A model given by hub
-    id is not a path."""
-    out: list[tuple[str, dict, str]] = []
+    paths a config file may hold (:func:`xltune.config.path_slots`, the list ``resolve_paths`` makes absolute -- a
+    test keeps the two equal), less a model, translation model or template given by hub id or shipped name (a path
+    only once absolute)."""
+    from ..config import path_slots as config_path_slots
 
-    def add(name: str, container: Any, key: str, local_only: bool = False) -> None:
-        if isinstance(container, dict) and isinstance(container.get(key), str) and container[key]:
-            if not local_only or Path(container[key]).is_absolute():
-                out.append((name, container, key))
-
-    add("model.name_or_path", config.get("model"), "name_or_path", local_only=True)
-    add("task.data_dir", config.get("task"), "data_dir")
-    add("task.template", config.get("task"), "template", local_only=True)  # a bare name is a shipped template
-    add("train.translations.parallel_file", (config.get("train") or {}).get("translations"), "parallel_file")
-    add("train.translate.model", (config.get("train") or {}).get("translate"), "model", local_only=True)
-    add("train.logging_dir", config.get("train"), "logging_dir")
-    method = config.get("method") or {}
-    if isinstance(method.get("language_modules"), dict):
-        for lang in list(method["language_modules"]):
-            add(f"method.language_modules.{lang}", method["language_modules"], lang)
-    else:
-        add("method.language_modules", method, "language_modules")
-    for i, o in enumerate(config.get("objectives") or []):
-        for lang in list((o.get("text") or {}) if isinstance(o, dict) else {}):
-            add(f"objectives[{i}].text.{lang}", o["text"], lang)
-        add(f"objectives[{i}].teacher_store", o, "teacher_store")
-    add("store", config, "store")
-    add("output_dir", config, "output_dir")
-    return out
+    return [(name, node, key) for node, key, name, kind in config_path_slots(config)
+            if kind not in ("model", "template") or Path(node[key]).is_absolute()]
 
 
 def relative_to(path: str, folder: Path) -> str:
